@@ -1,0 +1,197 @@
+"""JAX backend: jitted sigmoid variants and a jitted value_and_grad + optax.adam training step.
+
+float64 runs inside a scoped ``enable_x64`` so that asking for it never changes later float32 runs.
+"""
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from sigbench.workloads import MLPParams, TrainStart
+
+# Cross-checks compare against float64: full-precision float32 matmuls (no TF32/bf16 passes on GPUs).
+jax.config.update("jax_default_matmul_precision", "highest")
+
+_DEVICE_KINDS = {"cpu": "cpu", "gpu": "gpu"}
+
+
+def _x64(dtype: str) -> contextlib.AbstractContextManager[Any]:
+    """float64 on for this block only."""
+    if dtype != "float64":
+        return contextlib.nullcontext()
+    if hasattr(jax, "enable_x64"):
+        return jax.enable_x64(True)
+    from jax.experimental import enable_x64
+
+    return enable_x64()
+
+
+def _scoped(fn: Callable[..., Any], dtype: str) -> Callable[..., Any]:
+    if dtype != "float64":
+        return fn
+
+    def call(*args: Any) -> Any:
+        with _x64(dtype):
+            return fn(*args)
+
+    return call
+
+
+class JaxBackend:
+    name = "jax"
+    extra = "jax"
+
+    def versions(self) -> dict[str, str]:
+        import jaxlib
+
+        found = {"jax": jax.__version__, "jaxlib": jaxlib.__version__}
+        if importlib.util.find_spec("optax") is not None:
+            import optax
+
+            found["optax"] = optax.__version__
+        return found
+
+    def devices(self) -> list[str]:
+        found = ["cpu"]
+        with contextlib.suppress(RuntimeError):
+            if jax.devices("gpu"):
+                found.append("gpu")
+        return found
+
+    def dtypes(self, device: str) -> tuple[str, ...]:
+        return ("float16", "bfloat16", "float32", "float64")
+
+    def _device(self, device: str) -> Any:
+        return jax.devices(_DEVICE_KINDS[device])[0]
+
+    def from_numpy(self, array: np.ndarray, device: str) -> jax.Array:
+        with _x64(array.dtype.name):
+            return jax.device_put(array, self._device(device))
+
+    def to_numpy(self, array: Any) -> np.ndarray:
+        return np.asarray(array)
+
+    def synchronize(self, device: str) -> None:
+        """Block on every live array of the device: JAX dispatches asynchronously."""
+        for array in jax.live_arrays():
+            if not array.is_deleted() and self._device(device) in array.devices():
+                array.block_until_ready()
+
+    def set_threads(self, threads: int) -> dict[str, Any]:
+        import os
+
+        return {"xla_flags": os.environ.get("XLA_FLAGS", "")}
+
+    # --- sigmoid -------------------------------------------------------------------------------
+
+    def sigmoid_variants(self) -> dict[str, str | None]:
+        return {"naive": None, "stable": None, "builtin": None, "fast": None}
+
+    def sigmoid(self, variant: str, dtype: str, device: str) -> Callable[[Any], Any]:
+        if variant == "fast":
+            return _scoped(_FastSigmoid(), dtype)
+        functions = {"naive": sigmoid_naive, "stable": sigmoid_stable, "builtin": jax.nn.sigmoid}
+        return _scoped(jax.jit(functions[variant]), dtype)
+
+    # --- training step -------------------------------------------------------------------------
+
+    def train_variants(self) -> dict[str, str | None]:
+        if importlib.util.find_spec("optax") is None:
+            return {"jit": "needs optax: pip install 'sigbench[jax]'"}
+        return {"jit": None}
+
+    def train_session(self, variant: str, start: TrainStart, device: str) -> JaxTrainSession:
+        if variant != "jit":
+            raise KeyError(variant)
+        return JaxTrainSession(self, start, device)
+
+
+def sigmoid_naive(x: jax.Array) -> jax.Array:
+    return 1 / (1 + jnp.exp(-x))
+
+
+def sigmoid_stable(x: jax.Array) -> jax.Array:
+    z = jnp.exp(-jnp.abs(x))
+    r = 1 / (1 + z)
+    return jnp.where(x >= 0, r, z * r)
+
+
+def _sigmoid_into(out: jax.Array, x: jax.Array) -> jax.Array:
+    del out  # donated: XLA writes the result into its buffer
+    return jax.nn.sigmoid(x)
+
+
+_sigmoid_into_jit = jax.jit(_sigmoid_into, donate_argnums=0)
+
+
+class _FastSigmoid:
+    """jax.nn.sigmoid writing into the previous call's output, donated: no fresh large allocation per call."""
+
+    def __init__(self) -> None:
+        self._out: jax.Array | None = None
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        out = self._out
+        if out is None or out.shape != x.shape or out.dtype != x.dtype or out.devices() != x.devices():
+            out = jnp.empty_like(x)
+        self._out = _sigmoid_into_jit(out, x)
+        return self._out
+
+
+def _safe_log(p: jax.Array) -> jax.Array:
+    """max(log p, -100) whose gradient stays finite at p = 0 (the double-where guard)."""
+    positive = p > 0
+    return jnp.where(positive, jnp.maximum(jnp.log(jnp.where(positive, p, 1)), -100.0), -100.0)
+
+
+def bce_loss(p: jax.Array, y: jax.Array) -> jax.Array:
+    """``nn.BCELoss()`` semantics: mean over all elements, each log clamped at -100."""
+    return -jnp.mean(y * _safe_log(p) + (1 - y) * _safe_log(1 - p))
+
+
+def forward(params: tuple[jax.Array, ...], x: jax.Array) -> jax.Array:
+    w1, b1, w2, b2 = params
+    hidden = jax.nn.relu(x @ w1.T + b1)
+    return jax.nn.sigmoid(hidden @ w2.T + b2)
+
+
+class JaxTrainSession:
+    """The whole step (loss, gradients, Adam) in one jitted function with donated buffers."""
+
+    def __init__(self, backend: JaxBackend, start: TrainStart, device: str) -> None:
+        import optax
+
+        config = start.config
+        self._backend = backend
+        self._dtype = config.dtype
+        optimizer = optax.adam(config.lr, b1=config.beta1, b2=config.beta2, eps=config.eps)
+
+        def loss_fn(params: tuple[jax.Array, ...], x: jax.Array, y: jax.Array) -> jax.Array:
+            return bce_loss(forward(params, x), y)
+
+        def step(params: Any, opt_state: Any, x: jax.Array, y: jax.Array) -> Any:
+            loss, grads = jax.value_and_grad(loss_fn)(params, x, y)
+            updates, opt_state = optimizer.update(grads, opt_state, params)
+            return optax.apply_updates(params, updates), opt_state, loss
+
+        with _x64(self._dtype):
+            self._params = tuple(backend.from_numpy(p, device) for p in start.params)
+            self._opt_state = optimizer.init(self._params)
+            self._x = backend.from_numpy(start.x, device)
+            self._y = backend.from_numpy(start.y, device)
+        self._step = _scoped(jax.jit(step, donate_argnums=(0, 1)), self._dtype)
+
+    def step(self) -> jax.Array:
+        self._params, self._opt_state, loss = self._step(self._params, self._opt_state, self._x, self._y)
+        return loss
+
+    def loss_value(self, loss: Any) -> float:
+        return float(loss)
+
+    def params(self) -> MLPParams:
+        return MLPParams(*(self._backend.to_numpy(p) for p in self._params))

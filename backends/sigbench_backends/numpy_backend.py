@@ -1,0 +1,238 @@
+"""NumPy backend: sigmoid variants and a hand-written training step (forward, backward, Adam)."""
+from __future__ import annotations
+
+import importlib.util
+import os
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from sigbench.workloads import MLPParams, TrainStart, numpy_dtype
+
+#: Below this many elements per thread, the fast variant stays on one thread.
+_MIN_CHUNK = 1 << 16
+
+
+class NumpyBackend:
+    name = "numpy"
+    extra = "numpy"
+
+    def __init__(self) -> None:
+        self._threads = os.cpu_count() or 1
+        self._pool: ThreadPoolExecutor | None = None
+
+    def versions(self) -> dict[str, str]:
+        found = {"numpy": np.__version__}
+        if importlib.util.find_spec("scipy") is not None:
+            import scipy
+
+            found["scipy"] = scipy.__version__
+        return found
+
+    def devices(self) -> list[str]:
+        return ["cpu"]
+
+    def dtypes(self, device: str) -> tuple[str, ...]:
+        return ("float16", "float32", "float64")
+
+    def from_numpy(self, array: np.ndarray, device: str) -> np.ndarray:
+        return np.array(array, copy=True)
+
+    def to_numpy(self, array: Any) -> np.ndarray:
+        return np.asarray(array)
+
+    def synchronize(self, device: str) -> None:
+        """NumPy computes eagerly: nothing is ever queued."""
+
+    def set_threads(self, threads: int) -> dict[str, Any]:
+        from threadpoolctl import threadpool_info, threadpool_limits
+
+        threadpool_limits(limits=threads)
+        self._threads = threads
+        if self._pool is not None:
+            self._pool.shutdown()
+            self._pool = None
+        blas = sorted({f"{info['internal_api']}:{info['num_threads']}" for info in threadpool_info()})
+        return {"numpy_fast_threads": threads, "blas": ",".join(blas)}
+
+    # --- sigmoid -------------------------------------------------------------------------------
+
+    def sigmoid_variants(self) -> dict[str, str | None]:
+        no_scipy = None if importlib.util.find_spec("scipy") else "needs SciPy: pip install 'sigbench[numpy]'"
+        return {"naive": None, "stable": None, "builtin": no_scipy, "fast": None}
+
+    def sigmoid(self, variant: str, dtype: str, device: str) -> Any:
+        if variant == "naive":
+            return sigmoid_naive
+        if variant == "stable":
+            return sigmoid_stable
+        if variant == "builtin":
+            return sigmoid_builtin
+        if variant == "fast":
+            return _FastSigmoid(self)
+        raise KeyError(variant)
+
+    def pool(self) -> ThreadPoolExecutor:
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(self._threads, thread_name_prefix="sigbench-numpy")
+        return self._pool
+
+    # --- training step -------------------------------------------------------------------------
+
+    def train_variants(self) -> dict[str, str | None]:
+        return {"handwritten": None}
+
+    def train_session(self, variant: str, start: TrainStart, device: str) -> NumpyTrainSession:
+        if variant != "handwritten":
+            raise KeyError(variant)
+        return NumpyTrainSession(start)
+
+
+def sigmoid_naive(x: np.ndarray) -> np.ndarray:
+    return 1 / (1 + np.exp(-x))
+
+
+def sigmoid_stable(x: np.ndarray) -> np.ndarray:
+    z = np.exp(-np.abs(x))
+    r = 1 / (1 + z)
+    return np.where(x >= 0, r, z * r)
+
+
+def sigmoid_builtin(x: np.ndarray) -> np.ndarray:
+    """scipy.special.expit; it has no float16 loop and answers float64, so the result is cast back."""
+    from scipy.special import expit
+
+    return expit(x).astype(x.dtype, copy=False)
+
+
+class _FastSigmoid:
+    """In place into one reused buffer, in chunks spread over the threads (ufuncs release the GIL)."""
+
+    def __init__(self, backend: NumpyBackend) -> None:
+        self._backend = backend
+        self._out: np.ndarray | None = None
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        out = self._out
+        if out is None or out.shape != x.shape or out.dtype != x.dtype:
+            out = self._out = np.empty_like(x)
+        flat_in, flat_out = x.reshape(-1), out.reshape(-1)
+        threads = min(self._backend._threads, max(1, flat_in.size // _MIN_CHUNK))
+        if threads <= 1:
+            _sigmoid_into(flat_in, flat_out)
+            return out
+        bounds = np.linspace(0, flat_in.size, threads + 1).astype(int)
+        pool = self._backend.pool()
+        list(pool.map(lambda i: _sigmoid_into(flat_in[bounds[i]:bounds[i + 1]], flat_out[bounds[i]:bounds[i + 1]]),
+                      range(threads)))
+        return out
+
+
+def _sigmoid_into(x: np.ndarray, out: np.ndarray) -> None:
+    """1/(1+exp(-x)) without temporaries; exp overflowing to inf gives the right 0."""
+    with np.errstate(over="ignore"):
+        np.negative(x, out=out)
+        np.exp(out, out=out)
+        out += 1
+        np.reciprocal(out, out=out)
+
+
+# --- hand-written training step ---------------------------------------------------------------
+
+
+class AdamState(NamedTuple):
+    """optax-like Adam state. The arrays are buffers the update rewrites in place."""
+
+    count: int
+    mu: MLPParams
+    nu: MLPParams
+
+
+def adam_init(params: MLPParams) -> AdamState:
+    return AdamState(0, MLPParams(*map(np.zeros_like, params)), MLPParams(*map(np.zeros_like, params)))
+
+
+def adam_update(
+    grads: MLPParams, state: AdamState, lr: float, beta1: float, beta2: float, eps: float
+) -> tuple[MLPParams, AdamState]:
+    """Updates to add to the parameters (written into ``grads``), and the next state; torch's formula."""
+    count = state.count + 1
+    step_size = lr / (1 - beta1**count)
+    root_bc2 = np.sqrt(1 - beta2**count)
+    for g, m, v in zip(grads, state.mu, state.nu):
+        m *= beta1
+        m += (1 - beta1) * g
+        v *= beta2
+        np.multiply(g, g, out=g)
+        g *= 1 - beta2
+        v += g
+        np.sqrt(v, out=g)
+        g /= root_bc2
+        g += eps
+        np.divide(m, g, out=g)
+        g *= -step_size
+    return grads, AdamState(count, state.mu, state.nu)
+
+
+class NumpyTrainSession:
+    """Forward, BCELoss, backward and Adam by hand, with every intermediate in a preallocated buffer."""
+
+    def __init__(self, start: TrainStart) -> None:
+        config = start.config
+        dtype = numpy_dtype(config.dtype)
+        self._config = config
+        self._params = MLPParams(*(np.array(p, dtype=dtype) for p in start.params))
+        self._x = np.array(start.x, dtype=dtype)
+        self._y = np.array(start.y, dtype=dtype)
+        self._opt = adam_init(self._params)
+        b, h, o = config.batch, config.hidden, config.outputs
+        self._hidden = np.empty((b, h), dtype)
+        self._z = np.empty((b, o), dtype)
+        self._tmp = np.empty((b, o), dtype)
+        self._dh = np.empty((b, h), dtype)
+        self._grads = MLPParams(*map(np.empty_like, self._params))
+        self._eps12 = dtype.type(1e-12)
+
+    def loss_and_grads(self) -> tuple[Any, MLPParams]:
+        """BCELoss with PyTorch's backward: d loss/d z = (p - y) s / max(s, 1e-12) / n, s = p(1 - p)."""
+        w1, b1, w2, b2 = self._params
+        x, y, hidden, p, tmp, dh = self._x, self._y, self._hidden, self._z, self._tmp, self._dh
+        np.matmul(x, w1.T, out=hidden)
+        hidden += b1
+        np.maximum(hidden, 0, out=hidden)
+        np.matmul(hidden, w2.T, out=p)
+        p += b2
+        _sigmoid_into(p, p)
+        with np.errstate(divide="ignore"):
+            np.log(p, out=tmp)
+            np.maximum(tmp, -100, out=tmp)
+            log_1mp = np.maximum(np.log1p(-p), -100)
+        loss = -np.mean(y * tmp + (1 - y) * log_1mp)
+        np.subtract(1, p, out=tmp)
+        tmp *= p
+        dz = (p - y) * tmp
+        dz /= np.maximum(tmp, self._eps12, out=tmp)
+        dz *= 1.0 / y.size
+        gw1, gb1, gw2, gb2 = self._grads
+        np.matmul(dz.T, hidden, out=gw2)
+        np.sum(dz, axis=0, out=gb2)
+        np.matmul(dz, w2, out=dh)
+        dh *= hidden > 0
+        np.matmul(dh.T, x, out=gw1)
+        np.sum(dh, axis=0, out=gb1)
+        return loss, self._grads
+
+    def step(self) -> Any:
+        loss, grads = self.loss_and_grads()
+        c = self._config
+        updates, self._opt = adam_update(grads, self._opt, c.lr, c.beta1, c.beta2, c.eps)
+        for p, u in zip(self._params, updates):
+            p += u
+        return loss
+
+    def loss_value(self, loss: Any) -> float:
+        return float(loss)
+
+    def params(self) -> MLPParams:
+        return MLPParams(*(p.copy() for p in self._params))

@@ -1,0 +1,154 @@
+"""PyTorch backend: sigmoid variants and the tutorial's nn.Module / BCELoss / Adam training step."""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from sigbench.workloads import MLPParams, TrainStart
+
+# Cross-checks compare against float64: no TF32 shortcuts in float32 matmuls on GPUs.
+torch.backends.cuda.matmul.allow_tf32 = False
+torch.backends.cudnn.allow_tf32 = False
+
+_DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32, "float64": torch.float64}
+
+
+class TorchBackend:
+    name = "torch"
+    extra = "torch"
+
+    def versions(self) -> dict[str, str]:
+        found = {"torch": torch.__version__}
+        if torch.cuda.is_available():
+            found["cuda"] = str(torch.version.cuda)
+        return found
+
+    def devices(self) -> list[str]:
+        return ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+    def dtypes(self, device: str) -> tuple[str, ...]:
+        return tuple(_DTYPES)
+
+    def from_numpy(self, array: np.ndarray, device: str) -> torch.Tensor:
+        if array.dtype.name == "bfloat16":
+            return torch.from_numpy(array.astype(np.float32)).to(device=device, dtype=torch.bfloat16)
+        return torch.from_numpy(np.array(array, copy=True)).to(device)
+
+    def to_numpy(self, array: Any) -> np.ndarray:
+        array = array.detach()
+        if array.dtype == torch.bfloat16:
+            import ml_dtypes
+
+            return array.float().cpu().numpy().astype(ml_dtypes.bfloat16)
+        return array.cpu().numpy()
+
+    def synchronize(self, device: str) -> None:
+        if device.startswith("cuda"):
+            torch.cuda.synchronize(device)
+
+    def set_threads(self, threads: int) -> dict[str, Any]:
+        torch.set_num_threads(threads)
+        return {"torch_intra_op_threads": torch.get_num_threads()}
+
+    # --- sigmoid -------------------------------------------------------------------------------
+
+    def sigmoid_variants(self) -> dict[str, str | None]:
+        return {"naive": None, "stable": None, "builtin": None, "fast": None}
+
+    def sigmoid(self, variant: str, dtype: str, device: str) -> Any:
+        if variant == "naive":
+            return sigmoid_naive
+        if variant == "stable":
+            return sigmoid_stable
+        if variant == "builtin":
+            return torch.sigmoid
+        if variant == "fast":
+            return _FastSigmoid()
+        raise KeyError(variant)
+
+    # --- training step -------------------------------------------------------------------------
+
+    def train_variants(self) -> dict[str, str | None]:
+        return {"eager": None, "foreach": None, "fused": None}
+
+    def train_session(self, variant: str, start: TrainStart, device: str) -> TorchTrainSession:
+        if variant not in self.train_variants():
+            raise KeyError(variant)
+        return TorchTrainSession(self, variant, start, device)
+
+
+def sigmoid_naive(x: torch.Tensor) -> torch.Tensor:
+    return 1 / (1 + torch.exp(-x))
+
+
+def sigmoid_stable(x: torch.Tensor) -> torch.Tensor:
+    z = torch.exp(-torch.abs(x))
+    r = 1 / (1 + z)
+    return torch.where(x >= 0, r, z * r)
+
+
+class _FastSigmoid:
+    """torch.sigmoid into one reused output tensor: no large fresh allocation per call."""
+
+    def __init__(self) -> None:
+        self._out: torch.Tensor | None = None
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        out = self._out
+        if out is None or out.shape != x.shape or out.dtype != x.dtype or out.device != x.device:
+            out = self._out = torch.empty_like(x)
+        return torch.sigmoid(x, out=out)
+
+
+class TutorialNet(nn.Module):
+    """The tutorial's network: Linear -> ReLU -> Linear -> Sigmoid."""
+
+    def __init__(self, inputs: int, hidden: int, outputs: int) -> None:
+        super().__init__()
+        self.fc1 = nn.Linear(inputs, hidden)
+        self.relu = nn.ReLU()
+        self.fc2 = nn.Linear(hidden, outputs)
+        self.sigmoid = nn.Sigmoid()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.sigmoid(self.fc2(self.relu(self.fc1(x))))
+
+
+class TorchTrainSession:
+    """``eager`` is the tutorial's loop as written; ``foreach`` and ``fused`` change only Adam's kernels."""
+
+    def __init__(self, backend: TorchBackend, variant: str, start: TrainStart, device: str) -> None:
+        config = start.config
+        self._backend = backend
+        dtype = _DTYPES[config.dtype]
+        self.model = TutorialNet(config.inputs, config.hidden, config.outputs).to(device=device, dtype=dtype)
+        with torch.no_grad():
+            for param, value in zip(self._ordered_params(), start.params):
+                param.copy_(backend.from_numpy(value, device))
+        options: dict[str, Any] = {} if variant == "eager" else {variant: True}
+        self.optimizer = torch.optim.Adam(
+            self.model.parameters(), lr=config.lr, betas=(config.beta1, config.beta2), eps=config.eps, **options
+        )
+        self.criterion = nn.BCELoss()
+        self._x = backend.from_numpy(start.x, device)
+        self._y = backend.from_numpy(start.y, device)
+
+    def _ordered_params(self) -> list[torch.Tensor]:
+        m = self.model
+        return [m.fc1.weight, m.fc1.bias, m.fc2.weight, m.fc2.bias]
+
+    def step(self) -> torch.Tensor:
+        self.optimizer.zero_grad()
+        loss = self.criterion(self.model(self._x), self._y)
+        loss.backward()
+        self.optimizer.step()
+        return loss
+
+    def loss_value(self, loss: Any) -> float:
+        return float(loss.item())
+
+    def params(self) -> MLPParams:
+        return MLPParams(*(self._backend.to_numpy(p) for p in self._ordered_params()))

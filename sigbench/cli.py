@@ -1,0 +1,382 @@
+"""The ``sigbench`` command. Every error a user can cause is a message and exit code 2.
+
+Exit codes: 0 all good; 1 a numerics check failed, a case errored, or compare found a slowdown;
+2 usage error; 130 / 143 interrupted (SIGINT / SIGTERM), with the finished rows saved.
+"""
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import sigbench
+from sigbench.errors import UsageError
+from sigbench.interface import DTYPES, SIGMOID_VARIANT_HELP, WORKLOADS
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+# --- argument types: each raises a message argparse prints with exit 2 ----------------------
+
+
+def positive_int(text: str) -> int:
+    """A whole number above 0; also 2^k / 2**k and 1e6-style integers."""
+    cleaned = text.strip().replace("_", "").replace(",", "")
+    match = re.fullmatch(r"(\d+)\s*(?:\^|\*\*)\s*(\d+)", cleaned)
+    try:
+        if match:
+            value = int(match.group(1)) ** int(match.group(2))
+        elif re.fullmatch(r"[+-]?\d+", cleaned):
+            value = int(cleaned)
+        elif re.fullmatch(r"\d+(\.\d+)?[eE]\d+", cleaned) and float(cleaned).is_integer():
+            value = int(float(cleaned))
+        else:
+            raise ValueError
+    except (ValueError, OverflowError):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number (e.g. 1024 or 2^20)") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: must be at least 1")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: must be 0 or more")
+    return value
+
+
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r}: must be a positive number")
+    return value
+
+
+def percentage(text: str) -> float:
+    cleaned = text.strip().rstrip("%")
+    try:
+        value = float(cleaned) / (100 if text.strip().endswith("%") else 1)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a percentage (e.g. 5%)") from None
+    if not 0 <= value < 10:
+        raise argparse.ArgumentTypeError(f"{text!r}: out of range")
+    return value
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, with examples kept as written in the help."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", argparse.RawDescriptionHelpFormatter)
+        super().__init__(*args, **kwargs)
+
+
+def _add_backend_option(parser: argparse.ArgumentParser, what: str = "backend") -> None:
+    parser.add_argument("--backend", "-b", action="append", default=[], metavar="NAME",
+                        help=f"{what} to use (repeat for several; default: every installed one)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = Parser(
+        prog="sigbench",
+        description="Compare NumPy, PyTorch and JAX on the same work: numerically checked, correctly timed.",
+        epilog="examples:\n  sigbench run --quick\n  sigbench run -b torch -b jax --workload train\n"
+               "  sigbench check --steps 10 --dtype float64\n  sigbench compare reports/run-A reports/run-B",
+    )
+    parser.add_argument("--version", action="version", version=f"sigbench {sigbench.__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    run = commands.add_parser(
+        "run", help="check and time every backend, write CSV/markdown/JSON reports",
+        description="Check each case's numerics against float64, then time it; write results.csv, results.md "
+                    "and results.json (and PNG plots) into a new folder under reports/ or --output-dir.",
+        epilog="variants (sigmoid):\n" + "\n".join(f"  {k:8} {v}" for k, v in SIGMOID_VARIANT_HELP.items())
+        + "\nvariants (train): numpy handwritten; torch eager (the tutorial's), foreach, fused; jax jit\n\n"
+        "examples:\n  sigbench run --quick\n  sigbench run -b numpy -b torch --size 2^20 --size 2^24\n"
+        "  sigbench run --workload train --batch 32 --batch 1024 --hidden 128 --hidden 1024",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    _add_backend_option(run)
+    run.add_argument("--variant", "-v", action="append", default=[], metavar="NAME",
+                     help="variant to run (repeat; default: all)")
+    run.add_argument("--workload", "-w", action="append", default=[], metavar="NAME",
+                     help=f"one of {', '.join(WORKLOADS)} (repeat; default: both)")
+    run.add_argument("--size", "-n", action="append", default=[], type=positive_int, metavar="N",
+                     help="sigmoid input length, e.g. 4096 or 2^20 (repeat; default: 2^10 ... 2^22)")
+    run.add_argument("--batch", action="append", default=[], type=positive_int, metavar="N",
+                     help="training batch size (repeat; default 32)")
+    run.add_argument("--hidden", action="append", default=[], type=positive_int, metavar="N",
+                     help="training hidden width (repeat; default 128)")
+    run.add_argument("--dtype", default="float32", metavar="NAME", help=f"one of {', '.join(DTYPES)}")
+    run.add_argument("--device", default="cpu", metavar="NAME", help="cpu, or cuda / gpu for the GPU")
+    preset = run.add_mutually_exclusive_group()
+    preset.add_argument("--quick", dest="preset", action="store_const", const="quick",
+                        help="a smoke run: few sizes, short timing (seconds per backend)")
+    preset.add_argument("--rigorous", dest="preset", action="store_const", const="rigorous",
+                        help="long timing for tight confidence intervals")
+    run.add_argument("--min-time", type=positive_float, metavar="S", help="sample each case at least S seconds")
+    run.add_argument("--max-time", type=positive_float, metavar="S", help="sample each case at most S seconds")
+    run.add_argument("--threads", type=positive_int, metavar="N", help="CPU threads for every backend "
+                     "(default: all cores)")
+    run.add_argument("--seed", type=non_negative_int, default=0, metavar="S", help="seed of every input (default 0)")
+    run.add_argument("--output-dir", "-o", type=Path, metavar="DIR",
+                     help="where to write (default: a new folder reports/run-<time>)")
+    run.add_argument("--force", action="store_true", help="write into a non-empty --output-dir")
+    run.add_argument("--quiet", "-q", action="store_true", help="no progress lines")
+    run.add_argument("--json", action="store_true", help="print the results JSON to stdout instead of the table")
+    run.set_defaults(handler=cmd_run, preset="default")
+
+    demo = commands.add_parser("demo", help="the tutorial's first example: sigmoid of [-2, -1, 0, 1, 2]",
+                               description="Print the sigmoid of [-2, -1, 0, 1, 2] in each backend.",
+                               epilog="example:\n  sigbench demo --backend torch",
+                               formatter_class=argparse.RawDescriptionHelpFormatter)
+    _add_backend_option(demo)
+    demo.set_defaults(handler=cmd_demo)
+
+    info = commands.add_parser("info", help="backends, installed or not, versions and devices",
+                               description="List every backend: installed or not (and the extra that installs "
+                                           "it), versions, devices, variants.")
+    info.set_defaults(handler=cmd_info)
+
+    train = commands.add_parser(
+        "train", help="the tutorial's training loop in one backend, a line per epoch",
+        description="Train the tutorial's network on its random batch, printing 'Epoch [k/N], Loss: ...'.",
+        epilog="example:\n  sigbench train --backend jax --epochs 10",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    train.add_argument("--backend", "-b", default="torch", metavar="NAME", help="backend (default torch)")
+    train.add_argument("--variant", "-v", metavar="NAME", help="training variant (default: the backend's first)")
+    train.add_argument("--epochs", type=positive_int, default=10, metavar="N", help="epochs (default 10)")
+    _add_train_shape(train)
+    train.set_defaults(handler=cmd_train)
+
+    check = commands.add_parser(
+        "check", help="every backend's training steps against a float64 reference",
+        description="Run every backend and variant for K steps from one starting point, comparing the loss and "
+                    "every parameter with a float64 NumPy reference after each step. Exit 1 beyond tolerance.",
+        epilog="example:\n  sigbench check --steps 10 --dtype float64",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    _add_backend_option(check)
+    check.add_argument("--steps", type=positive_int, default=10, metavar="K", help="steps (default 10)")
+    _add_train_shape(check)
+    check.set_defaults(handler=cmd_check)
+
+    compare = commands.add_parser(
+        "compare", help="NEW against BASE: ratios, confidence intervals, significance",
+        description="Match the cases of two runs and report NEW/BASE time ratios with 95% confidence intervals "
+                    "and a Mann-Whitney U test on the raw samples. Exit 1 on a significant slowdown beyond the "
+                    "threshold.",
+        epilog="example:\n  sigbench compare reports/run-A reports/run-B --threshold 5%",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    compare.add_argument("base", type=Path, metavar="BASE", help="results.json or run folder")
+    compare.add_argument("new", type=Path, metavar="NEW", help="results.json or run folder")
+    compare.add_argument("--threshold", type=percentage, default=0.05, metavar="P",
+                         help="slowdown that counts, e.g. 5%% (default)")
+    compare.add_argument("--output", type=Path, metavar="FILE.md", help="also write the table here")
+    compare.set_defaults(handler=cmd_compare)
+
+    report = commands.add_parser(
+        "report", help="rebuild the markdown and plots from saved runs, merging several",
+        description="Rebuild results.md and plots from saved results; several runs (other machines, versions) "
+                    "are merged into one report with the machine as a dimension.",
+        epilog="example:\n  sigbench report reports/run-A reports/run-B --output-dir reports/merged",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    report.add_argument("paths", type=Path, nargs="+", metavar="PATH", help="results.json files or run folders")
+    report.add_argument("--output-dir", "-o", type=Path, metavar="DIR", help="default: a new folder under reports/")
+    report.add_argument("--force", action="store_true", help="write into a non-empty --output-dir")
+    report.set_defaults(handler=cmd_report)
+    return parser
+
+
+def _add_train_shape(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--dtype", default="float32", metavar="NAME", help="float32 (default) or float64")
+    parser.add_argument("--device", default="cpu", metavar="NAME", help="cpu, or cuda / gpu")
+    parser.add_argument("--seed", type=non_negative_int, default=0, metavar="S", help="seed (default 0)")
+    parser.add_argument("--batch", type=positive_int, default=32, metavar="N", help="batch size (default 32)")
+    parser.add_argument("--hidden", type=positive_int, default=128, metavar="N", help="hidden width (default 128)")
+    parser.add_argument("--lr", type=positive_float, default=0.01, metavar="LR", help="learning rate (default 0.01)")
+
+
+# --- commands --------------------------------------------------------------------------------
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from sigbench import results, runner
+
+    options = runner.RunOptions(
+        backends=args.backend, variants=args.variant, workloads=args.workload or list(WORKLOADS),
+        sizes=args.size, dtype=args.dtype, device=args.device, preset=args.preset,
+        min_time_s=args.min_time, max_time_s=args.max_time, threads=args.threads, seed=args.seed,
+        batches=args.batch, hiddens=args.hidden, output_dir=args.output_dir, force=args.force,
+    )
+    outcome = runner.execute(options, runner.progress_printer(args.quiet))
+    directory = outcome.directory
+    if args.json:
+        print((directory / results.RESULTS_JSON).read_text(encoding="utf-8"))
+    else:
+        print((directory / results.RESULTS_MD).read_text(encoding="utf-8"))
+    if outcome.status != "complete":
+        print(f"sigbench: run {outcome.status}; the {len(outcome.rows)} finished rows are saved in {directory}/",
+              file=sys.stderr)
+    else:
+        verdict = "all numerics checks passed" if outcome.exit_code == 0 else "SOME CASES FAILED (see above)"
+        print(f"sigbench: {verdict}; results in {directory}/", file=sys.stderr)
+    return outcome.exit_code
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from sigbench import registry
+
+    names = args.backend or registry.installed_names()
+    backends = {name: registry.load(name) for name in names}
+    x = np.array([-2.0, -1.0, 0.0, 1.0, 2.0])
+    print(f"input:  {np.array2string(x, precision=8, floatmode='fixed')}")
+    for name, backend in backends.items():
+        variant = "builtin" if backend.sigmoid_variants().get("builtin") is None else "stable"
+        fn = backend.sigmoid(variant, "float64", "cpu")
+        out = backend.to_numpy(fn(backend.from_numpy(x, "cpu")))
+        print(f"{name:>6} ({variant}): {np.array2string(out, precision=8, floatmode='fixed')}")
+    return EXIT_OK
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    from sigbench import registry
+
+    for name, spec in registry.specs().items():
+        if not spec.installed:
+            print(f"{name}: not installed (missing {', '.join(spec.missing())}); {registry.install_hint(spec)}")
+            continue
+        try:
+            backend = registry.load(name)
+        except Exception as error:  # a broken install is reported, not raised
+            print(f"{name}: installed but fails to load: {error}")
+            continue
+        versions = ", ".join(f"{k} {v}" for k, v in backend.versions().items())
+        print(f"{name}: {versions}; devices: {', '.join(backend.devices())}")
+        for workload, offered in (("sigmoid", backend.sigmoid_variants()), ("train", backend.train_variants())):
+            listed = ", ".join(v if reason is None else f"{v} (unavailable: {reason})" for v, reason in offered.items())
+            print(f"  {workload} variants: {listed}")
+    return EXIT_OK
+
+
+def _train_config(args: argparse.Namespace) -> Any:
+    from sigbench.workloads import TrainConfig
+
+    if args.dtype not in ("float32", "float64"):
+        raise UsageError(f"--dtype {args.dtype}: training runs in float32 or float64")
+    return TrainConfig(batch=args.batch, hidden=args.hidden, lr=args.lr, dtype=args.dtype)
+
+
+def _train_backend(name: str, variant: str | None, dtype: str, device: str) -> tuple[Any, str, str]:
+    from sigbench import registry, runner
+
+    backend = registry.load(name)
+    offered = backend.train_variants()
+    variant = variant or next(iter(offered))
+    if variant not in offered:
+        raise UsageError(f"unknown training variant {variant!r} for {name}; choose from: {', '.join(offered)}")
+    if offered[variant]:
+        raise UsageError(f"{name}/{variant} is unavailable: {offered[variant]}")
+    if device not in runner.DEVICES:
+        raise UsageError(f"unknown device {device!r}; choose from: {', '.join(runner.DEVICES)}")
+    resolved = runner.resolve_device(backend, device)
+    if resolved is None:
+        raise UsageError(f"--device {device}: {name} finds no GPU on this machine; use --device cpu")
+    if dtype not in backend.dtypes(resolved):
+        raise UsageError(f"{name} does not compute in {dtype} on {resolved}")
+    return backend, variant, resolved
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from sigbench.workloads import train_start
+
+    config = _train_config(args)
+    backend, variant, device = _train_backend(args.backend, args.variant, args.dtype, args.device)
+    session = backend.train_session(variant, train_start(config, args.seed), device)
+    for epoch in range(1, args.epochs + 1):
+        loss = session.loss_value(session.step())
+        print(f"Epoch [{epoch}/{args.epochs}], Loss: {loss:.4f}")
+    return EXIT_OK
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from sigbench import registry, runner
+    from sigbench.checks import train_verdict
+    from sigbench.workloads import train_start
+
+    config = _train_config(args)
+    names = args.backend or registry.installed_names()
+    for name in names:
+        registry.get_spec(name)
+    start = train_start(config, args.seed)
+    failed = False
+    print(f"{args.steps} steps from one start (seed {args.seed}), {config.dtype}, batch {config.batch}, "
+          f"hidden {config.hidden}; differences from the float64 reference:")
+    print(f"{'backend/variant':22} {'step':>4} {'loss':>10} {'|d loss|':>10} {'|d param|':>10} {'rel d param':>11}")
+    for name in names:
+        backend = registry.load(name)
+        for variant, reason in backend.train_variants().items():
+            if reason:
+                print(f"{name + '/' + variant:22} skipped: {reason}")
+                continue
+            backend, variant, device = _train_backend(name, variant, config.dtype, args.device)
+            session = backend.train_session(variant, start, device)
+            _, diffs = runner.train_check(session, start, args.steps, lambda: backend.synchronize(device))
+            for d in diffs:
+                print(f"{name + '/' + variant:22} {d.step:>4} {d.loss:>10.6f} {d.loss_abs_diff:>10.2e} "
+                      f"{d.param_abs_diff:>10.2e} {d.param_rel_diff:>11.2e}")
+            verdict = train_verdict(diffs, config.dtype)
+            print(f"{name + '/' + variant:22} {'PASS' if verdict.passed else 'FAIL'}: worst {verdict.max_error:.2e} "
+                  f"(tolerance {verdict.tolerance:g}) {verdict.message}")
+            failed |= not verdict.passed
+    return EXIT_FAILED if failed else EXIT_OK
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from sigbench import compare
+
+    return compare.main(args.base, args.new, args.threshold, args.output)
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from sigbench import plots, report, results, runner
+
+    documents = [results.load(path) for path in args.paths]
+    directory = runner.prepare_output_dir(args.output_dir, args.force) if args.output_dir else runner.new_run_dir(
+        Path("reports"))
+    rows = [row for document in documents for row in document["rows"]]
+    meta = documents[0].get("metadata", {}) if len(documents) == 1 else {}
+    plots.write_all(directory, rows, meta)
+    text = report.markdown(documents, directory)
+    results.atomic_write_text(directory / results.RESULTS_MD, text)
+    print(text)
+    print(f"sigbench: report of {len(documents)} run(s) in {directory}/", file=sys.stderr)
+    return EXIT_OK
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handler: Callable[[argparse.Namespace], int] | None = getattr(args, "handler", None)
+    if handler is None:
+        parser.print_help()
+        return EXIT_USAGE
+    try:
+        return handler(args)
+    except UsageError as error:
+        print(f"sigbench {args.command}: error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("sigbench: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return EXIT_OK

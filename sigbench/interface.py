@@ -1,0 +1,76 @@
+"""The contract every backend meets, and the names shared by all of them.
+
+A backend is a small object; its framework is imported only when the backend module is.
+Arrays cross the boundary as NumPy through ``from_numpy`` / ``to_numpy``.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Callable, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from sigbench.workloads import MLPParams, TrainStart
+
+#: Sigmoid variants, in the order every backend defines them.
+SIGMOID_VARIANTS: tuple[str, ...] = ("naive", "stable", "builtin", "fast")
+#: What each variant is, for ``--help`` and reports.
+SIGMOID_VARIANT_HELP: dict[str, str] = {
+    "naive": "the tutorial's 1/(1+exp(-x)), as written (may overflow and warn)",
+    "stable": "exp(-|x|) form: no overflow, no warning for any finite input",
+    "builtin": "the library's own sigmoid (scipy.special.expit, torch.sigmoid, jax.nn.sigmoid)",
+    "fast": "the fastest honest version: reuses its output buffer (the next call overwrites it)",
+}
+WORKLOADS: tuple[str, ...] = ("sigmoid", "train")
+DTYPES: tuple[str, ...] = ("float16", "bfloat16", "float32", "float64")
+
+SigmoidFn = Callable[[Any], Any]
+
+
+class TrainSession(Protocol):
+    """A network, its optimiser state and one batch, living in a backend."""
+
+    def step(self) -> Any:
+        """One training step on the session's batch; returns the loss, possibly still queued."""
+
+    def loss_value(self, loss: Any) -> float:
+        """The loss returned by ``step`` as a Python float (waits for it)."""
+
+    def params(self) -> MLPParams:
+        """The current parameters, as NumPy arrays in PyTorch's layout."""
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """One framework behind sigbench. See ``backends/sigbench_backends`` for the three built in."""
+
+    name: str
+    #: The pip extra that installs the framework: ``pip install 'sigbench[<extra>]'``.
+    extra: str
+
+    def versions(self) -> dict[str, str]: ...
+
+    def devices(self) -> list[str]:
+        """Devices usable now, ``"cpu"`` first; names as the library uses them."""
+
+    def dtypes(self, device: str) -> tuple[str, ...]: ...
+
+    def from_numpy(self, array: np.ndarray, device: str) -> Any: ...
+
+    def to_numpy(self, array: Any) -> np.ndarray: ...
+
+    def synchronize(self, device: str) -> None:
+        """Wait until all queued work on ``device`` is finished (a no-op when nothing queues)."""
+
+    def set_threads(self, threads: int) -> dict[str, Any]:
+        """Use ``threads`` CPU threads; return the settings actually in force."""
+
+    def sigmoid_variants(self) -> dict[str, str | None]:
+        """Each variant name mapped to None when usable, else to the reason it is not."""
+
+    def sigmoid(self, variant: str, dtype: str, device: str) -> SigmoidFn:
+        """A callable taking and returning the backend's native arrays (jitted where that applies)."""
+
+    def train_variants(self) -> dict[str, str | None]: ...
+
+    def train_session(self, variant: str, start: TrainStart, device: str) -> TrainSession: ...

@@ -1,0 +1,260 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+import sigbench
+from sigbench.cli import main
+from sigbench.results import COLUMNS
+
+from conftest import BACKENDS
+
+TINY = ["--size", "256", "--size", "2^12", "--max-time", "0.01", "--min-time", "0.005", "-q"]
+
+
+def _backend_args(names=None):
+    args = []
+    for name in names if names is not None else BACKENDS:
+        args += ["--backend", name]
+    return args
+
+
+def _run_ok(tmp_path, *extra):
+    out = tmp_path / "out"
+    code = main(["run", *_backend_args(), *TINY, "--output-dir", str(out), *extra])
+    return code, out
+
+
+def test_run_end_to_end_writes_the_three_files(tmp_path, capsys):
+    if not BACKENDS:
+        pytest.skip("no backend under test")
+    code, out = _run_ok(tmp_path, "--workload", "sigmoid", "--workload", "train")
+    printed = capsys.readouterr().out
+    assert code == 0
+    import pandas as pd
+
+    table = pd.read_csv(out / "results.csv")
+    required = ["backend", "variant", "workload", "device", "dtype", "size", "median_s", "min_s", "iqr_s",
+                "samples", "check_passed", "max_error", "first_call_s", "ci_low_s", "ci_high_s", "gbps",
+                "bandwidth_fraction", "gflops"]
+    assert set(required) <= set(table.columns)
+    assert list(table.columns) == list(COLUMNS)
+    ok = table[table["status"] == "ok"]
+    assert set(ok["backend"]) == set(BACKENDS)
+    assert set(ok["workload"]) == {"sigmoid", "train"}
+    assert ok["check_passed"].all()
+    assert (ok["median_s"] > 0).all() and (ok["min_s"] <= ok["median_s"]).all()
+    sig = ok[ok["workload"] == "sigmoid"]
+    assert set(sig["size"]) == {256, 4096}
+    assert (sig["gbps"] > 0).all() and sig["bandwidth_fraction"].notna().all()
+    train = ok[ok["workload"] == "train"]
+    assert train["first_call_s"].notna().all() and train["gflops"].notna().all()
+    document = json.loads((out / "results.json").read_text())
+    assert document["schema_version"] == sigbench.SCHEMA_VERSION and document["status"] == "complete"
+    meta = document["metadata"]
+    for key in ("python", "numpy", "cpu", "cpu_count", "threads", "time_utc", "backends", "bandwidth", "seed"):
+        assert key in meta, key
+    timed = [r for r in document["rows"] if r["status"] == "ok"]
+    assert all(len(r["samples_s"]) == r["samples"] for r in timed)
+    md = (out / "results.md").read_text()
+    assert md.startswith("# sigbench results") and "## Summary" in md and "speedup over" in md
+    assert "## Summary" in printed
+    assert list(out.glob("*.png"))
+
+
+def test_run_without_output_dir_makes_a_new_folder_each_time(tmp_path, monkeypatch, capsys):
+    if not BACKENDS:
+        pytest.skip("no backend under test")
+    monkeypatch.chdir(tmp_path)
+    args = ["run", *_backend_args(BACKENDS[:1]), "--workload", "sigmoid", "--variant", "stable", *TINY]
+    assert main(args) == 0
+    assert main(args) == 0
+    runs = sorted((tmp_path / "reports").iterdir())
+    assert len(runs) == 2 and all((r / "results.csv").exists() for r in runs)
+
+
+def test_existing_non_empty_output_dir_needs_force(tmp_path, capsys):
+    if not BACKENDS:
+        pytest.skip("no backend under test")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "mine.txt").write_text("precious")
+    args = ["run", *_backend_args(BACKENDS[:1]), "-w", "sigmoid", "-v", "stable", *TINY, "-o", str(out)]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "not empty" in err and "--force" in err
+    assert (out / "mine.txt").read_text() == "precious" and not (out / "results.csv").exists()
+    assert main([*args, "--force"]) == 0
+    assert (out / "results.csv").exists() and (out / "mine.txt").read_text() == "precious"
+
+
+def test_output_dir_that_is_a_file_or_unwritable(tmp_path, capsys):
+    if not BACKENDS:
+        pytest.skip("no backend under test")
+    afile = tmp_path / "file"
+    afile.write_text("x")
+    args = ["run", *_backend_args(BACKENDS[:1]), "-w", "sigmoid", "-v", "stable", *TINY]
+    assert main([*args, "-o", str(afile)]) == 2
+    assert "not a folder" in capsys.readouterr().err
+    assert main([*args, "-o", str(afile / "below")]) == 2
+    assert "cannot write" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv, fragment", [
+    (["run", "--backend", "cupy"], "unknown backend 'cupy'; known backends: numpy, torch, jax"),
+    (["run", "--workload", "fft"], "unknown workload 'fft'; choose from: sigmoid, train"),
+    (["run", "--dtype", "int8"], "unknown dtype 'int8'; choose from: float16, bfloat16, float32, float64"),
+    (["run", "--device", "tpu"], "unknown device 'tpu'; choose from: cpu, cuda, gpu"),
+    (["run", "--variant", "quantum"], "unknown variant 'quantum'"),
+])
+def test_unknown_names_exit_2_listing_the_valid_ones(argv, fragment, capsys):
+    if "--variant" in argv and not BACKENDS:
+        pytest.skip("no backend under test")
+    extra = [] if "--backend" in argv else _backend_args(BACKENDS[:1])
+    assert main([*argv, *extra]) == 2
+    err = capsys.readouterr().err
+    assert fragment in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("size, fragment", [
+    ("0", "must be at least 1"), ("-5", "must be at least 1"), ("1.5", "not a whole number"),
+    ("ten", "not a whole number"),
+])
+def test_bad_sizes_exit_2(size, fragment, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["run", "--size", size])
+    assert exit_info.value.code == 2
+    assert fragment in capsys.readouterr().err
+
+
+def test_absurd_size_is_refused_before_allocating(capsys):
+    if not BACKENDS:
+        pytest.skip("no backend under test")
+    started = time.perf_counter()
+    assert main(["run", *_backend_args(BACKENDS[:1]), "--size", "2^50", "-w", "sigmoid"]) == 2
+    assert time.perf_counter() - started < 5
+    err = capsys.readouterr().err
+    assert "GiB" in err and "choose a smaller --size" in err
+
+
+def test_gpu_without_gpu_exits_2(capsys):
+    if not BACKENDS:
+        pytest.skip("no backend under test")
+    from sigbench import registry
+
+    if any(d != "cpu" for name in BACKENDS for d in registry.load(name).devices()):
+        pytest.skip("this machine has a GPU")
+    assert main(["run", *_backend_args(), "--device", "cuda", "--size", "256"]) == 2
+    assert "no GPU is usable" in capsys.readouterr().err
+
+
+def test_missing_backend_names_the_extra(capsys):
+    from sigbench import registry
+
+    missing = [name for name in ("torch", "jax") if not registry.get_spec(name).installed]
+    if not missing:
+        pytest.skip("every backend is installed here")
+    assert main(["run", "--backend", missing[0]]) == 2
+    assert f"pip install 'sigbench[{missing[0]}]'" in capsys.readouterr().err
+
+
+def test_demo_prints_the_tutorial_values(capsys):
+    if not BACKENDS:
+        pytest.skip("no backend under test")
+    assert main(["demo", *_backend_args()]) == 0
+    out = capsys.readouterr().out
+    for value in ("0.11920292", "0.26894142", "0.50000000", "0.73105858", "0.88079708"):
+        assert out.count(value) == len(BACKENDS)
+
+
+def test_info_lists_every_backend(capsys):
+    assert main(["info"]) == 0
+    out = capsys.readouterr().out
+    for name in ("numpy", "torch", "jax"):
+        assert out.count(f"{name}:") >= 1
+
+
+def test_version_and_help(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--version"])
+    assert exit_info.value.code == 0 and sigbench.__version__ in capsys.readouterr().out
+    for command in ("run", "demo", "info", "train", "check", "compare", "report"):
+        with pytest.raises(SystemExit) as exit_info:
+            main([command, "--help"])
+        assert exit_info.value.code == 0
+        assert "usage: sigbench " + command in capsys.readouterr().out
+    assert main([]) == 2
+
+
+def test_failing_case_is_recorded_and_the_run_goes_on(tmp_path, monkeypatch, capsys):
+    if "numpy" not in BACKENDS:
+        pytest.skip("numpy is not under test")
+    from sigbench_backends import numpy_backend
+
+    def broken(x):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(numpy_backend, "sigmoid_naive", broken)
+    out = tmp_path / "out"
+    code = main(["run", "-b", "numpy", "-w", "sigmoid", "-v", "naive", "-v", "stable", *TINY, "-o", str(out)])
+    assert code == 1
+    rows = json.loads((out / "results.json").read_text())["rows"]
+    errors = [r for r in rows if r["status"] == "error"]
+    assert errors and all("RuntimeError: boom" in r["message"] for r in errors)
+    assert any(r["status"] == "ok" and r["variant"] == "stable" for r in rows)
+
+
+def test_same_seed_same_inputs_and_numerics(tmp_path, capsys):
+    if not BACKENDS:
+        pytest.skip("no backend under test")
+    frames = []
+    for k in range(2):
+        out = tmp_path / f"seed{k}"
+        assert main(["run", *_backend_args(), *TINY, "--seed", "7", "-o", str(out)]) == 0
+        rows = json.loads((out / "results.json").read_text())["rows"]
+        frames.append({(r["workload"], r["backend"], r["variant"], r["size"]): (r["max_error"], r.get("max_abs_error"))
+                       for r in rows})
+        assert json.loads((out / "results.json").read_text())["metadata"]["seed"] == 7
+    assert frames[0] == frames[1]
+
+
+def _start_run(tmp_path, out):
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    args = [sys.executable, "-m", "sigbench", "run", *_backend_args(BACKENDS[:1]), "-w", "sigmoid",
+            "--size", "1024", "--size", "2048", "--size", "4096", "--size", "8192", "--size", "16384",
+            "--min-time", "0.4", "--max-time", "0.4", "-o", str(out)]
+    process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                               cwd=tmp_path)
+    deadline = time.time() + 60
+    while time.time() < deadline:  # wait until at least one case is saved
+        results = out / "results.json"
+        if results.exists():
+            rows = json.loads(results.read_text())["rows"]
+            if any(r["status"] == "ok" for r in rows):
+                return process
+        time.sleep(0.05)
+    process.kill()
+    pytest.fail("the run saved no case within 60 s")
+
+
+@pytest.mark.parametrize("signum, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_interrupted_run_keeps_readable_partial_results(tmp_path, signum, code):
+    if not BACKENDS:
+        pytest.skip("no backend under test")
+    out = tmp_path / "out"
+    process = _start_run(tmp_path, out)
+    process.send_signal(signum)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == code, err
+    assert "interrupted" in err and str(out) in err and "Traceback" not in err
+    document = json.loads((out / "results.json").read_text())
+    assert document["status"] == "interrupted"
+    assert any(r["status"] == "ok" for r in document["rows"])
+    assert (out / "results.csv").read_text().startswith("workload,")
+    assert "Status: interrupted" in (out / "results.md").read_text()
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]

@@ -1,0 +1,200 @@
+import numpy as np
+import pytest
+
+from sigbench import reference
+from sigbench.cli import main
+from sigbench.workloads import MLPParams, TrainConfig, train_start
+
+from conftest import BACKENDS, need
+
+
+def _start64(seed=0, **kwargs):
+    return train_start(TrainConfig(dtype="float64", **kwargs), seed)
+
+
+def _numpy_grads(start):
+    from sigbench_backends.numpy_backend import NumpyTrainSession
+
+    session = NumpyTrainSession(start)
+    loss, grads = session.loss_and_grads()
+    return float(loss), MLPParams(*(g.copy() for g in grads))
+
+
+def test_reference_and_numpy_gradients_against_central_differences():
+    start = _start64(seed=1, batch=8, hidden=16)
+    x, y = start.x, start.y
+    params = start.params
+    hidden_pre = x @ params.w1.T + params.b1
+    kink = np.abs(hidden_pre).min(axis=0) < 1e-4  # units at the ReLU kink have no derivative there
+    _, ref_grads = reference.loss_and_grads(params, x, y)
+    _, np_grads = _numpy_grads(start)
+    rng = np.random.default_rng(0)
+    h = 1e-6
+    for index, name in enumerate(MLPParams._fields):
+        for _ in range(12):
+            coord = tuple(rng.integers(0, n) for n in params[index].shape)
+            if name in ("w1", "b1") and kink[coord[0]]:
+                continue
+            plus = [p.copy() for p in params]
+            minus = [p.copy() for p in params]
+            plus[index][coord] += h
+            minus[index][coord] -= h
+            numeric = (reference.bce_loss(reference.forward(MLPParams(*plus), x)[1], y)
+                       - reference.bce_loss(reference.forward(MLPParams(*minus), x)[1], y)) / (2 * h)
+            assert ref_grads[index][coord] == pytest.approx(numeric, rel=1e-5, abs=1e-9), (name, coord)
+            assert np_grads[index][coord] == pytest.approx(numeric, rel=1e-5, abs=1e-9), (name, coord)
+
+
+def test_numpy_gradients_match_torch_autograd():
+    need("torch")
+    import torch
+
+    start = _start64(seed=2)
+    loss, grads = _numpy_grads(start)
+    tensors = [torch.tensor(p, requires_grad=True) for p in start.params]
+    w1, b1, w2, b2 = tensors
+    p = torch.sigmoid(torch.relu(torch.tensor(start.x) @ w1.T + b1) @ w2.T + b2)
+    torch_loss = torch.nn.BCELoss()(p, torch.tensor(start.y))
+    torch_loss.backward()
+    assert loss == pytest.approx(torch_loss.item(), rel=1e-13)
+    for mine, t in zip(grads, tensors):
+        np.testing.assert_allclose(mine, t.grad.numpy(), rtol=1e-10, atol=1e-15)
+
+
+def test_numpy_gradients_match_jax_grad():
+    backend = need("jax")
+    import jax
+
+    from sigbench_backends import jax_backend
+
+    start = _start64(seed=3)
+    loss, grads = _numpy_grads(start)
+    with jax_backend._x64("float64"):
+        params = tuple(backend.from_numpy(p, "cpu") for p in start.params)
+        x, y = backend.from_numpy(start.x, "cpu"), backend.from_numpy(start.y, "cpu")
+        jax_loss, jax_grads = jax.value_and_grad(
+            lambda ps: jax_backend.bce_loss(jax_backend.forward(ps, x), y))(params)
+        jax_loss, jax_grads = float(jax_loss), [np.asarray(g) for g in jax_grads]
+    assert loss == pytest.approx(jax_loss, rel=1e-13)
+    for mine, theirs in zip(grads, jax_grads):
+        np.testing.assert_allclose(mine, theirs, rtol=1e-10, atol=1e-15)
+
+
+def test_jax_gradients_stay_finite_when_the_sigmoid_saturates():
+    backend = need("jax")
+    import jax
+    import jax.numpy as jnp
+
+    from sigbench_backends import jax_backend
+
+    p = jnp.array([[0.0, 1.0], [1e-30, 1 - 1e-7]], dtype=jnp.float32)
+    y = jnp.array([[1.0, 0.0], [1.0, 1.0]], dtype=jnp.float32)
+    loss, grad = jax.value_and_grad(jax_backend.bce_loss)(p, y)
+    assert float(loss) == pytest.approx((100 + 100 + -np.log(np.float32(1e-30)) + 1e-7) / 4, rel=1e-3)
+    assert np.all(np.isfinite(np.asarray(grad)))
+    del backend
+
+
+def test_torch_eager_matches_tutorial_code_epoch_by_epoch():
+    backend = need("torch")
+    import torch
+    from torch import nn
+
+    start = train_start(TrainConfig(), seed=4)
+    # the tutorial, as a user writes it
+    model = nn.Sequential(nn.Linear(64, 128), nn.ReLU(), nn.Linear(128, 2), nn.Sigmoid())
+    with torch.no_grad():
+        for param, value in zip(model.parameters(), start.params):
+            param.copy_(torch.from_numpy(value))
+    criterion = nn.BCELoss()
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
+    inputs, targets = torch.from_numpy(start.x), torch.from_numpy(start.y)
+    tutorial = []
+    for _ in range(10):
+        optimizer.zero_grad()
+        loss = criterion(model(inputs), targets)
+        loss.backward()
+        optimizer.step()
+        tutorial.append(loss.item())
+    session = backend.train_session("eager", start, "cpu")
+    ours = [session.loss_value(session.step()) for _ in range(10)]
+    assert ours == tutorial
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_check_passes_for_every_backend(dtype, capsys):
+    if not BACKENDS:
+        pytest.skip("no backend under test")
+    args = ["check", "--steps", "10", "--dtype", dtype]
+    for name in BACKENDS:
+        args += ["--backend", name]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "FAIL" not in out and out.count("PASS") >= len(BACKENDS)
+
+
+def test_check_catches_adam_with_eps_inside_the_square_root(monkeypatch, capsys):
+    need("numpy")
+    from sigbench_backends import numpy_backend
+
+    def wrong_adam(grads, state, lr, beta1, beta2, eps):
+        count = state.count + 1
+        for g, m, v in zip(grads, state.mu, state.nu):
+            m[...] = beta1 * m + (1 - beta1) * g
+            v[...] = beta2 * v + (1 - beta2) * g * g
+            g[...] = -lr * (m / (1 - beta1**count)) / np.sqrt(v / (1 - beta2**count) + eps)
+        return grads, numpy_backend.AdamState(count, state.mu, state.nu)
+
+    monkeypatch.setattr(numpy_backend, "adam_update", wrong_adam)
+    assert main(["check", "--backend", "numpy", "--steps", "10"]) == 1
+    assert "FAIL" in capsys.readouterr().out
+
+
+def test_float64_in_jax_does_not_change_later_float32_runs():
+    backend = need("jax")
+    import jax.numpy as jnp
+
+    s64 = backend.train_session("jit", train_start(TrainConfig(dtype="float64"), 0), "cpu")
+    s64.step()
+    assert s64.params().w1.dtype == np.float64
+    assert jnp.asarray(1.0).dtype == jnp.float32
+    s32 = backend.train_session("jit", train_start(TrainConfig(), 0), "cpu")
+    s32.step()
+    assert s32.params().w1.dtype == np.float32
+    fn = backend.sigmoid("stable", "float32", "cpu")
+    assert backend.to_numpy(fn(backend.from_numpy(np.zeros(3, np.float32), "cpu"))).dtype == np.float32
+
+
+def test_train_prints_the_tutorial_lines(backend_name, capsys):
+    assert main(["train", "--backend", backend_name, "--epochs", "10"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 10
+    for k, line in enumerate(lines, 1):
+        assert line.startswith(f"Epoch [{k}/10], Loss: ")
+        float(line.rsplit(" ", 1)[1])
+    ref = reference.train_trajectory(train_start(TrainConfig(), 0), 10)
+    assert float(lines[-1].rsplit(" ", 1)[1]) == pytest.approx(ref[-1][0], abs=1e-4)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["train", "--epochs", "0"], "must be at least 1"),
+    (["train", "--epochs", "-3"], "must be at least 1"),
+    (["train", "--epochs", "2.5"], "not a whole number"),
+    (["check", "--steps", "0"], "must be at least 1"),
+    (["check", "--steps", "x"], "not a whole number"),
+    (["train", "--batch", "0"], "must be at least 1"),
+    (["train", "--hidden", "-1"], "must be at least 1"),
+    (["run", "--batch", "1.5"], "not a whole number"),
+])
+def test_bad_training_numbers_exit_2(argv, message, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_unknown_training_variant_and_dtype_exit_2(backend_name, capsys):
+    assert main(["train", "--backend", backend_name, "--variant", "nope"]) == 2
+    assert "unknown training variant 'nope'" in capsys.readouterr().err
+    assert main(["train", "--backend", backend_name, "--dtype", "int8"]) == 2
+    assert "float32 or float64" in capsys.readouterr().err
