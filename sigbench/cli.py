@@ -8,8 +8,9 @@ from __future__ import annotations
 import argparse
 import re
 import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import sigbench
 from sigbench.errors import UsageError
@@ -72,6 +73,14 @@ def percentage(text: str) -> float:
     return value
 
 
+def formats(text: str) -> tuple[str, ...]:
+    chosen = tuple(part.strip() for part in text.split(",") if part.strip())
+    unknown = [part for part in chosen if part not in ("csv", "md", "png")]
+    if unknown:
+        raise argparse.ArgumentTypeError(f"unknown format {unknown[0]!r}; choose from csv, md, png")
+    return chosen
+
+
 class Parser(argparse.ArgumentParser):
     """argparse, with examples kept as written in the help."""
 
@@ -130,7 +139,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--output-dir", "-o", type=Path, metavar="DIR",
                      help="where to write (default: a new folder reports/run-<time>)")
     run.add_argument("--force", action="store_true", help="write into a non-empty --output-dir")
-    run.add_argument("--quiet", "-q", action="store_true", help="no progress lines")
+    run.add_argument("--format", type=formats, default=("csv", "md", "png"), metavar="LIST",
+                     help="files to write besides results.json: any of csv,md,png (default all)")
+    run.add_argument("--quiet", "-q", action="store_true",
+                     help="no progress bar (there is none either when stderr is not a terminal)")
     run.add_argument("--json", action="store_true", help="print the results JSON to stdout instead of the table")
     run.set_defaults(handler=cmd_run, preset="default")
 
@@ -215,13 +227,16 @@ def cmd_run(args: argparse.Namespace) -> int:
         sizes=args.size, dtype=args.dtype, device=args.device, preset=args.preset,
         min_time_s=args.min_time, max_time_s=args.max_time, threads=args.threads, seed=args.seed,
         batches=args.batch, hiddens=args.hidden, output_dir=args.output_dir, force=args.force,
+        formats=args.format,
     )
     outcome = runner.execute(options, runner.progress_printer(args.quiet))
     directory = outcome.directory
     if args.json:
         print((directory / results.RESULTS_JSON).read_text(encoding="utf-8"))
     else:
-        print((directory / results.RESULTS_MD).read_text(encoding="utf-8"))
+        from sigbench import report
+
+        print(report.markdown([results.load(directory)], directory))
     if outcome.status != "complete":
         print(f"sigbench: run {outcome.status}; the {len(outcome.rows)} finished rows are saved in {directory}/",
               file=sys.stderr)
@@ -327,6 +342,9 @@ def cmd_check(args: argparse.Namespace) -> int:
         for variant, reason in backend.train_variants().items():
             if reason:
                 print(f"{name + '/' + variant:22} skipped: {reason}")
+                continue
+            if runner.resolve_device(backend, args.device) is None:
+                print(f"{name + '/' + variant:22} skipped: no {args.device} device")
                 continue
             backend, variant, device = _train_backend(name, variant, config.dtype, args.device)
             session = backend.train_session(variant, start, device)

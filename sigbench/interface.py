@@ -5,7 +5,8 @@ Arrays cross the boundary as NumPy through ``from_numpy`` / ``to_numpy``.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable, Protocol, runtime_checkable
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     import numpy as np
@@ -61,6 +62,9 @@ class Backend(Protocol):
 
     def synchronize(self, device: str) -> None:
         """Wait until all queued work on ``device`` is finished (a no-op when nothing queues)."""
+
+    def copy_fn(self, device: str, nbytes: int) -> Callable[[], Any]:
+        """A call copying ``nbytes`` between two buffers on ``device``: the bandwidth limit to compare with."""
 
     def set_threads(self, threads: int) -> dict[str, Any]:
         """Use ``threads`` CPU threads; return the settings actually in force."""

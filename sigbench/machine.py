@@ -5,7 +5,6 @@ import os
 import platform
 import subprocess
 import sys
-from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -80,36 +79,3 @@ def metadata(versions: dict[str, dict[str, str]], threads: dict[str, Any], gpus:
         "git_commit": git_commit(Path(__file__).resolve().parent),
         "argv": sys.argv[1:],
     }
-
-
-def copy_bandwidth_gbps(threads: int, size_bytes: int = 1 << 27, repeats: int = 7) -> dict[str, float]:
-    """Best-of-median memory copy bandwidth (bytes read plus written), one thread and ``threads``."""
-    import time
-
-    n = size_bytes // 4
-    src = np.ones(n, dtype=np.float32)
-    dst = np.empty_like(src)
-    np.copyto(dst, src)
-    pool = ThreadPoolExecutor(threads) if threads > 1 else None
-    bounds = np.linspace(0, n, threads + 1).astype(int)
-
-    def copy_parallel() -> None:
-        assert pool is not None
-        list(pool.map(lambda i: np.copyto(dst[bounds[i]:bounds[i + 1]], src[bounds[i]:bounds[i + 1]]),
-                      range(threads)))
-
-    def timed(fn: Any) -> float:
-        times = []
-        for _ in range(repeats):
-            start = time.perf_counter()
-            fn()
-            times.append(time.perf_counter() - start)
-        return float(np.median(times))
-
-    result = {"copy_gbps_1thread": 2 * src.nbytes / timed(lambda: np.copyto(dst, src)) / 1e9}
-    if pool is not None:
-        result[f"copy_gbps_{threads}threads"] = 2 * src.nbytes / timed(copy_parallel) / 1e9
-        pool.shutdown()
-    result["copy_gbps"] = max(result.values())
-    result["copy_bytes"] = float(2 * src.nbytes)
-    return result

@@ -41,7 +41,7 @@ def _sigmoid_plot(path: Path, group: Any, dtype: str, device: str, meta: dict[st
         ax_time.plot(line["size"], line["median_s"] * 1e6, marker="o", label=label)
         ax_rate.plot(line["size"], line["gbps"], marker="o", label=label)
     bandwidth = (meta or {}).get("bandwidth", {}).get("copy_gbps")
-    if bandwidth and device == "cpu":
+    if bandwidth:
         ax_rate.axhline(bandwidth, color="black", linestyle="--", linewidth=1,
                         label=f"measured copy bandwidth ({bandwidth:.1f} GB/s)")
     ax_time.set(xscale="log", yscale="log", xlabel="elements (n)", ylabel="median time per call (µs)",

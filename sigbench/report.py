@@ -196,8 +196,9 @@ def environment(documents: list[dict[str, Any]]) -> list[str]:
         lines.append(f"  - versions: sigbench {document.get('sigbench_version', '?')}, {versions}")
         if meta.get("bandwidth"):
             bw = meta["bandwidth"]
-            lines.append("  - copy bandwidth: " + ", ".join(
-                f"{k.removeprefix('copy_gbps_')} {v:.1f} GB/s" for k, v in bw.items() if k.startswith("copy_gbps_")))
+            lines.append("  - copy bandwidth (bytes read + written): " + ", ".join(
+                f"{k.removeprefix('copy_gbps_')} {v:.1f} GB/s" for k, v in bw.items() if k.startswith("copy_gbps_"))
+                + f"; limit used: {bw.get('copy_gbps', 0):.1f} GB/s")
         lines.append(f"  - threads: {meta.get('threads', {})}")
         blas = ", ".join(f"{b.get('internal_api')} {b.get('version')} ({b.get('num_threads')} threads)"
                          for b in meta.get("blas", []))

@@ -59,8 +59,9 @@ def _json_safe(value: Any) -> Any:
     return value
 
 
-def write(directory: Path, rows: list[dict[str, Any]], metadata: dict[str, Any], status: str) -> None:
-    """Rewrite results.json, results.csv and results.md from all rows so far."""
+def write(directory: Path, rows: list[dict[str, Any]], metadata: dict[str, Any], status: str,
+          formats: tuple[str, ...] = ("csv", "md")) -> None:
+    """Rewrite results.json (always: it is what report and compare read), and results.csv / .md if asked."""
     from sigbench import report
 
     document = {
@@ -71,9 +72,10 @@ def write(directory: Path, rows: list[dict[str, Any]], metadata: dict[str, Any],
         "rows": rows,
     }
     atomic_write_text(directory / RESULTS_JSON, json.dumps(_json_safe(document), indent=1) + "\n")
-    frame = report.frame(rows)
-    atomic_write_text(directory / RESULTS_CSV, frame.to_csv(index=False))
-    atomic_write_text(directory / RESULTS_MD, report.markdown([document], directory))
+    if "csv" in formats:
+        atomic_write_text(directory / RESULTS_CSV, report.frame(rows).to_csv(index=False))
+    if "md" in formats:
+        atomic_write_text(directory / RESULTS_MD, report.markdown([document], directory))
 
 
 def load(path: Path) -> dict[str, Any]:

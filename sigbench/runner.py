@@ -10,16 +10,17 @@ import sys
 import time
 import traceback
 import warnings
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import numpy as np
 
 from sigbench import registry
 from sigbench.errors import UsageError
-from sigbench.interface import DTYPES, SIGMOID_VARIANTS, WORKLOADS, Backend
+from sigbench.interface import DTYPES, WORKLOADS, Backend
 from sigbench.timing import PRESETS, TimerConfig, measure
 from sigbench.workloads import TrainConfig, numpy_dtype, sigmoid_input, train_start
 
@@ -78,6 +79,16 @@ class RunOptions:
     output_dir: Path | None = None
     force: bool = False
     measure_bandwidth: bool = True
+    formats: tuple[str, ...] = ("csv", "md", "png")
+
+
+def configure_xla_threads(threads: int) -> None:
+    """XLA reads its CPU threading flags once, when JAX starts: set them before that, if still possible."""
+    if threads != 1 or "jax" in sys.modules:
+        return
+    flags = os.environ.get("XLA_FLAGS", "")
+    if "intra_op_parallelism_threads" not in flags:
+        os.environ["XLA_FLAGS"] = (flags + " --xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1").strip()
 
 
 def resolve_device(backend: Backend, requested: str) -> str | None:
@@ -128,6 +139,8 @@ def plan(options: RunOptions) -> tuple[dict[str, Backend], list[Case], list[dict
     names = options.backends or registry.installed_names()
     for name in names:
         registry.get_spec(name)  # unknown names first, with the list of known ones
+    if options.threads is not None:
+        configure_xla_threads(options.threads)
     backends = {name: registry.load(name) for name in dict.fromkeys(names)}
 
     devices = {name: resolve_device(b, options.device) for name, b in backends.items()}
@@ -170,6 +183,7 @@ def plan(options: RunOptions) -> tuple[dict[str, Backend], list[Case], list[dict
                         skipped.append({**case.key(), "status": "skipped", "message": reason})
                     else:
                         cases.append(case)
+    cases.sort(key=lambda c: (WORKLOADS.index(c.workload), c.hidden or 0, c.size))
     if not cases:
         raise UsageError("nothing to run: no backend offers the variants, dtype and device asked for"
                          + (f" ({skipped[0]['message']})" if skipped else ""))
@@ -254,16 +268,18 @@ def execute(options: RunOptions, progress: Callable[[str], None] | None = None) 
         try:
             if options.measure_bandwidth and any(c.workload == "sigmoid" for c in cases):
                 say("measuring the copy bandwidth ...")
-                meta["bandwidth"] = machine.copy_bandwidth_gbps(threads)
-            results.write(directory, rows, meta, status)
-            for index, case in enumerate(cases, 1):
-                say(f"[{index}/{len(cases)}] {case.describe()}")
+                meta["bandwidth"] = copy_bandwidth(backends, options.device)
+            results.write(directory, rows, meta, status, options.formats)
+            started = time.perf_counter()
+            for index, case in enumerate(cases):
+                say(progress_line(index, len(cases), time.perf_counter() - started, case.describe()))
                 row = run_case(backends[case.backend], case, options, timer, meta)
                 row.update(machine=meta["hostname"], seed=options.seed, threads=threads)
                 rows.append(row)
                 if row["status"] != "ok" or row["check_passed"] is False:
                     exit_code = 1
-                results.write(directory, rows, meta, status)
+                results.write(directory, rows, meta, status, options.formats)
+            say(progress_line(len(cases), len(cases), time.perf_counter() - started, "done"))
             status = "complete"
         except KeyboardInterrupt:
             status, exit_code = "interrupted", 130
@@ -272,15 +288,41 @@ def execute(options: RunOptions, progress: Callable[[str], None] | None = None) 
         finally:
             if status == "running":  # an unexpected error: keep the rows, then let it surface
                 status = "failed"
-            results.write(directory, rows, meta, status)
-    if status == "complete":
+            results.write(directory, rows, meta, status, options.formats)
+    _input_cache.clear()
+    if status == "complete" and "png" in options.formats:
         from sigbench import plots
 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             plots.write_all(directory, rows, meta)
-        results.write(directory, rows, meta, status)
+        results.write(directory, rows, meta, status, options.formats)
     return RunResult(directory, rows, status, exit_code)
+
+
+#: Bytes each bandwidth measurement copies: well past the caches.
+COPY_BYTES = {"cpu": 1 << 27, "gpu": 1 << 30}
+
+
+def copy_bandwidth(backends: dict[str, Backend], device: str) -> dict[str, float]:
+    """Each backend's copy bandwidth (bytes read plus written) on the device; the best is the limit."""
+    timer = PRESETS["quick"]
+    found: dict[str, float] = {}
+    for name, backend in backends.items():
+        resolved = resolve_device(backend, device)
+        if resolved is None:
+            continue
+        nbytes = COPY_BYTES["cpu" if resolved == "cpu" else "gpu"]
+        try:
+            call = backend.copy_fn(resolved, nbytes)
+            median_s = measure(call, lambda: backend.synchronize(resolved), timer).stats.median_s
+        except Exception as error:  # a backend that cannot copy does not stop the run
+            warnings.warn(f"sigbench: {name} copy bandwidth not measured: {error}", stacklevel=2)
+            continue
+        found[f"copy_gbps_{name}"] = 2 * nbytes / median_s / 1e9
+    if found:
+        found["copy_gbps"] = max(found.values())
+    return found
 
 
 def run_case(backend: Backend, case: Case, options: RunOptions, timer: TimerConfig,
@@ -316,16 +358,43 @@ def _first_call(call: Callable[[], Any], synchronize: Callable[[], None]) -> tup
     return out, seconds, len(caught)
 
 
+#: Above this many elements the numerics check reads a sample: the first half (all special inputs
+#: included) and a seeded random half. Keeps the float64 reference of a 2^28 case to seconds.
+CHECK_MAX_ELEMENTS = 1 << 22
+
+
+def _check_sample(got: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    if x.size <= CHECK_MAX_ELEMENTS:
+        return got, x
+    half = CHECK_MAX_ELEMENTS // 2
+    picks = np.random.default_rng(x.size).choice(np.arange(half, x.size), size=half, replace=False)
+    index = np.concatenate([np.arange(half), np.sort(picks)])
+    return got.reshape(-1)[index], x.reshape(-1)[index]
+
+
+_input_cache: dict[tuple[int, str, int], np.ndarray] = {}
+
+
+def _cached_input(size: int, dtype: str, seed: int) -> np.ndarray:
+    """The sigmoid input, kept for the next case of the same size (cases run size by size)."""
+    key = (size, dtype, seed)
+    if key not in _input_cache:
+        _input_cache.clear()
+        _input_cache[key] = sigmoid_input(size, dtype, seed)
+        _input_cache[key].setflags(write=False)
+    return _input_cache[key]
+
+
 def _sigmoid_case(backend: Backend, case: Case, options: RunOptions, timer: TimerConfig,
                   meta: dict[str, Any]) -> dict[str, Any]:
     from sigbench.checks import check_sigmoid
 
-    x_np = sigmoid_input(case.size, case.dtype, options.seed)
+    x_np = _cached_input(case.size, case.dtype, options.seed)
     fn = backend.sigmoid(case.variant, case.dtype, case.device)
     x = backend.from_numpy(x_np, case.device)
     sync = lambda: backend.synchronize(case.device)  # noqa: E731
     out, first_call_s, warning_count = _first_call(lambda: fn(x), sync)
-    check = check_sigmoid(backend.to_numpy(out), x_np, warning_count)
+    check = check_sigmoid(*_check_sample(backend.to_numpy(out), x_np), warning_count)
     del out
     with warnings.catch_warnings(), np.errstate(all="ignore"):
         warnings.simplefilter("ignore")
@@ -339,7 +408,7 @@ def _sigmoid_case(backend: Backend, case: Case, options: RunOptions, timer: Time
     moved = 2 * x_np.dtype.itemsize * case.size
     row["gbps"] = moved / row["median_s"] / 1e9
     bandwidth = meta.get("bandwidth", {}).get("copy_gbps")
-    row["bandwidth_fraction"] = row["gbps"] / bandwidth if bandwidth and case.device == "cpu" else None
+    row["bandwidth_fraction"] = row["gbps"] / bandwidth if bandwidth else None
     return row
 
 
@@ -385,7 +454,24 @@ def train_check(session: Any, start: Any, steps: int, synchronize: Callable[[], 
     return first_call_s, diffs
 
 
+def progress_line(done: int, total: int, elapsed_s: float, what: str) -> str:
+    """``[=====     ] 12/48  1:05 left  <what>``; time left from the pace so far."""
+    width = 20
+    filled = int(width * done / total) if total else width
+    left = ""
+    if 0 < done < total:
+        seconds = int(elapsed_s / done * (total - done))
+        left = f" {seconds // 60}:{seconds % 60:02d} left"
+    return f"[{'=' * filled}{' ' * (width - filled)}] {done}/{total}{left}  {what}"
+
+
 def progress_printer(quiet: bool) -> Callable[[str], None] | None:
-    if quiet:
+    """One line redrawn in place on a terminal; nothing when quiet or when stderr is not a terminal."""
+    if quiet or not sys.stderr.isatty():
         return None
-    return lambda message: print(message, file=sys.stderr, flush=True)
+
+    def show(message: str) -> None:
+        end = "\n" if message.endswith("done") else ""
+        print(f"\r\033[K{message[:150]}", end=end, file=sys.stderr, flush=True)
+
+    return show

@@ -28,6 +28,13 @@ def requested_backends() -> list[str]:
 BACKENDS = requested_backends()
 
 
+def pytest_ignore_collect(collection_path, config) -> bool | None:
+    """tests/benchmarks runs only when named: ``pytest tests/benchmarks --benchmark-only``."""
+    if collection_path.name == "benchmarks" and not any("benchmarks" in str(a) for a in config.args):
+        return True
+    return None
+
+
 def pytest_report_header() -> str:
     return f"sigbench backends under test: {', '.join(BACKENDS) or '(none)'}"
 

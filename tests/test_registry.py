@@ -4,11 +4,10 @@ from importlib.metadata import EntryPoint
 
 import pytest
 
+from conftest import BACKENDS
 from sigbench import registry
 from sigbench.errors import BackendUnavailable, UsageError
 from sigbench.interface import Backend
-
-from conftest import BACKENDS
 
 
 def test_builtin_backends_are_known_and_installed_matches_find_spec():

@@ -3,11 +3,10 @@ import warnings
 import numpy as np
 import pytest
 
+from conftest import run_sigmoid, usable_variants
 from sigbench import reference
 from sigbench.checks import SIGMOID_ULP_TOLERANCE, check_sigmoid, ulp_distance
 from sigbench.workloads import sigmoid_input
-
-from conftest import run_sigmoid, usable_variants
 
 TUTORIAL_X = np.array([-2.0, -1.0, 0.0, 1.0, 2.0])
 TUTORIAL_Y = np.array([0.11920292202211755, 0.2689414213699951, 0.5, 0.7310585786300049, 0.8807970779778823])

@@ -4,9 +4,8 @@ import timeit
 import numpy as np
 import pytest
 
-from sigbench.timing import MAX_OVERHEAD_FRACTION, PRESETS, TimerConfig, measure
-
 from conftest import need
+from sigbench.timing import MAX_OVERHEAD_FRACTION, PRESETS, TimerConfig, measure
 
 FAST = TimerConfig(min_samples=5, max_samples=40, min_time_s=0.02, max_time_s=0.3, min_block_s=2e-3,
                    warmup_s=0.005, target_ci=0.05)

@@ -1,11 +1,10 @@
 import numpy as np
 import pytest
 
+from conftest import BACKENDS, need
 from sigbench import reference
 from sigbench.cli import main
 from sigbench.workloads import MLPParams, TrainConfig, train_start
-
-from conftest import BACKENDS, need
 
 
 def _start64(seed=0, **kwargs):

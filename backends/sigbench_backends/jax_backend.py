@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -82,6 +83,17 @@ class JaxBackend:
             if not array.is_deleted() and self._device(device) in array.devices():
                 array.block_until_ready()
 
+    def copy_fn(self, device: str, nbytes: int) -> Any:
+        """A call copying ``nbytes`` on ``device`` into the previous copy's donated buffer."""
+        src = jax.device_put(np.ones(nbytes // 4, dtype=np.float32), self._device(device))
+        copy = jax.jit(lambda out, x: x.copy(), donate_argnums=0)
+        state = {"out": jax.device_put(jnp.empty_like(src), self._device(device))}
+
+        def call() -> None:
+            state["out"] = copy(state["out"], src)
+
+        return call
+
     def set_threads(self, threads: int) -> dict[str, Any]:
         import os
 
@@ -138,7 +150,7 @@ class _FastSigmoid:
     def __call__(self, x: jax.Array) -> jax.Array:
         out = self._out
         if out is None or out.shape != x.shape or out.dtype != x.dtype or out.devices() != x.devices():
-            out = jnp.empty_like(x)
+            out = jax.device_put(jnp.empty_like(x), next(iter(x.devices())))
         self._out = _sigmoid_into_jit(out, x)
         return self._out
 

@@ -45,6 +45,19 @@ class NumpyBackend:
     def synchronize(self, device: str) -> None:
         """NumPy computes eagerly: nothing is ever queued."""
 
+    def copy_fn(self, device: str, nbytes: int) -> Any:
+        """A call copying ``nbytes`` between two preallocated arrays, in chunks over the threads."""
+        src = np.ones(nbytes // 4, dtype=np.float32)
+        dst = np.empty_like(src)
+        bounds = np.linspace(0, src.size, self._threads + 1).astype(int)
+        pool = self.pool()
+
+        def copy() -> None:
+            list(pool.map(lambda i: np.copyto(dst[bounds[i]:bounds[i + 1]], src[bounds[i]:bounds[i + 1]]),
+                          range(self._threads)))
+
+        return copy
+
     def set_threads(self, threads: int) -> dict[str, Any]:
         from threadpoolctl import threadpool_info, threadpool_limits
 

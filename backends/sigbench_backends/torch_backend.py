@@ -49,6 +49,12 @@ class TorchBackend:
         if device.startswith("cuda"):
             torch.cuda.synchronize(device)
 
+    def copy_fn(self, device: str, nbytes: int) -> Any:
+        """A call copying ``nbytes`` between two preallocated tensors on ``device``."""
+        src = torch.ones(nbytes // 4, dtype=torch.float32, device=device)
+        dst = torch.empty_like(src)
+        return lambda: dst.copy_(src)
+
     def set_threads(self, threads: int) -> dict[str, Any]:
         torch.set_num_threads(threads)
         return {"torch_intra_op_threads": torch.get_num_threads()}
