@@ -84,12 +84,13 @@ def check_sigmoid(got: np.ndarray, x: np.ndarray, warning_count: int = 0) -> Sig
 
 # --- training step --------------------------------------------------------------------------
 
-#: Worst difference from the float64 reference a training run may show, over all steps checked, in
-#: loss and parameters. Measured on this machine over 10 steps of the tutorial's network (seed 0):
-#: float32 stays within about 2e-6 (optax's float32 bias correction and summation order account for
-#: most of it), float64 within about 1e-15. The tolerances leave a factor of ~10 for other seeds,
-#: shapes and BLAS libraries.
-TRAIN_TOLERANCE: dict[str, float] = {"float16": 5e-2, "bfloat16": 2e-1, "float32": 3e-5, "float64": 1e-12}
+#: Largest difference a training step may show from a float64 step taken from the backend's own state
+#: (parameters, Adam moments, step count), beyond the per-element allowance for gradient rounding that
+#: Adam amplifies (``reference.step_from``). Measured here over 10 steps, batch 32 and 1024, hidden 128 and
+#: 1024: float32 steps land within about 1.2e-7 of the float64 step (loss included) on every backend, and
+#: float64 steps within about 2.3e-16. The tolerances leave a factor of ~20 (float32) and ~50 (float64)
+#: for other seeds, shapes, BLAS libraries and GPUs.
+TRAIN_TOLERANCE: dict[str, float] = {"float32": 2e-6, "float64": 1e-14}
 
 
 @dataclass(frozen=True)
@@ -97,24 +98,31 @@ class TrainStepDiff:
     step: int
     loss: float
     loss_abs_diff: float
-    param_abs_diff: float
-    param_rel_diff: float
+    param_abs_diff: float  # largest |parameter - float64 step|
+    param_rel_diff: float  # the same, over the largest |parameter| of its tensor
+    #: Largest difference beyond the element's rounding allowance: what the verdict judges.
+    excess: float
+    #: Elements whose allowance exceeds the tolerance: their gradient was at rounding-noise level.
+    noise_level: int
 
     @property
     def worst(self) -> float:
-        return max(self.loss_abs_diff, self.param_abs_diff)
+        return max(self.loss_abs_diff, self.excess)
 
 
-def train_step_diff(step: int, loss: float, params: Any, ref_loss: float, ref_params: Any) -> TrainStepDiff:
-    abs_diffs, rel_diffs = [], []
-    for got, want in zip(params, ref_params):
-        diff = float(np.max(np.abs(np.asarray(got, dtype=np.float64) - want)))
-        abs_diffs.append(diff)
-        rel_diffs.append(diff / max(float(np.max(np.abs(want))), np.finfo(np.float64).tiny))
-    loss_diff = abs(loss - ref_loss)
-    if not np.isfinite(loss):
-        loss_diff = np.inf
-    return TrainStepDiff(step, loss, loss_diff, max(abs_diffs), max(rel_diffs))
+def train_step_diff(step: int, loss: float, params: Any, ref_loss: float, ref_params: Any, allowance: Any,
+                    tolerance: float) -> TrainStepDiff:
+    abs_diffs, rel_diffs, excesses = [], [], []
+    noise_level = 0
+    for got, want, allowed in zip(params, ref_params, allowance):
+        diff = np.abs(np.asarray(got, dtype=np.float64) - want)
+        diff = np.where(np.isfinite(diff), diff, np.inf)
+        abs_diffs.append(float(diff.max()))
+        rel_diffs.append(abs_diffs[-1] / max(float(np.max(np.abs(want))), np.finfo(np.float64).tiny))
+        excesses.append(float(np.max(diff - allowed)))
+        noise_level += int(np.count_nonzero(allowed > tolerance))
+    loss_diff = abs(loss - ref_loss) if np.isfinite(loss) else np.inf
+    return TrainStepDiff(step, loss, loss_diff, max(abs_diffs), max(rel_diffs), max(0.0, max(excesses)), noise_level)
 
 
 @dataclass(frozen=True)
@@ -132,6 +140,6 @@ def train_verdict(diffs: list[TrainStepDiff], dtype: str) -> TrainCheck:
     passed = bool(worst.worst <= tolerance)
     message = "" if passed else (
         f"step {worst.step}: loss differs by {worst.loss_abs_diff:.3g}, parameters by "
-        f"{worst.param_abs_diff:.3g} (tolerance {tolerance:g})"
+        f"{worst.excess:.3g} beyond their rounding allowance (tolerance {tolerance:g})"
     )
     return TrainCheck(passed, worst.worst, tolerance, tuple(diffs), message)

@@ -335,8 +335,9 @@ def cmd_check(args: argparse.Namespace) -> int:
     start = train_start(config, args.seed)
     failed = False
     print(f"{args.steps} steps from one start (seed {args.seed}), {config.dtype}, batch {config.batch}, "
-          f"hidden {config.hidden}; differences from the float64 reference:")
-    print(f"{'backend/variant':22} {'step':>4} {'loss':>10} {'|d loss|':>10} {'|d param|':>10} {'rel d param':>11}")
+          f"hidden {config.hidden}; each step against a float64 step from the backend's own state:")
+    print(f"{'backend/variant':22} {'step':>4} {'loss':>10} {'|d loss|':>10} {'|d param|':>10} {'rel d param':>11} "
+          f"{'beyond allowance':>16} {'noise-level':>11}")
     for name in names:
         backend = registry.load(name)
         for variant, reason in backend.train_variants().items():
@@ -351,7 +352,7 @@ def cmd_check(args: argparse.Namespace) -> int:
             _, diffs = runner.train_check(session, start, args.steps, lambda: backend.synchronize(device))
             for d in diffs:
                 print(f"{name + '/' + variant:22} {d.step:>4} {d.loss:>10.6f} {d.loss_abs_diff:>10.2e} "
-                      f"{d.param_abs_diff:>10.2e} {d.param_rel_diff:>11.2e}")
+                      f"{d.param_abs_diff:>10.2e} {d.param_rel_diff:>11.2e} {d.excess:>16.2e} {d.noise_level:>11}")
             verdict = train_verdict(diffs, config.dtype)
             print(f"{name + '/' + variant:22} {'PASS' if verdict.passed else 'FAIL'}: worst {verdict.max_error:.2e} "
                   f"(tolerance {verdict.tolerance:g}) {verdict.message}")

@@ -197,3 +197,44 @@ def test_unknown_training_variant_and_dtype_exit_2(backend_name, capsys):
     assert "unknown training variant 'nope'" in capsys.readouterr().err
     assert main(["train", "--backend", backend_name, "--dtype", "int8"]) == 2
     assert "float32 or float64" in capsys.readouterr().err
+
+
+def test_float32_gradients_stay_within_the_rounding_noise_bound():
+    from sigbench_backends.numpy_backend import NumpyTrainSession
+
+    for shape in (dict(), dict(batch=256, hidden=512)):
+        start = train_start(TrainConfig(**shape), seed=5)
+        _, g32 = NumpyTrainSession(start).loss_and_grads()
+        p64 = start.params.astype(np.float64)
+        x, y = start.x.astype(np.float64), start.y.astype(np.float64)
+        _, g64 = reference.loss_and_grads(p64, x, y)
+        noise = reference.gradient_noise(p64, x, y, 2.0**-24)
+        for name, a, b, bound in zip(MLPParams._fields, g32, g64, noise):
+            error = np.abs(a.astype(np.float64) - b)
+            assert np.all(error <= bound), (name, float((error - bound).max()))
+            assert np.median(bound) < 1e-2 * np.median(np.abs(b)), name  # and it is not vacuous
+
+
+def test_adam_sensitivity_is_the_derivative_of_the_step():
+    rng = np.random.default_rng(6)
+    config = TrainConfig()
+    shape = (5,)
+    m = MLPParams(*(rng.normal(0, 1e-3, shape) for _ in range(4)))
+    v = MLPParams(*(rng.uniform(1e-8, 1e-6, shape) for _ in range(4)))
+    g = MLPParams(*(rng.normal(0, 1e-3, shape) for _ in range(4)))
+    params = MLPParams(*(np.zeros(shape) for _ in range(4)))
+    t, h = 3, 1e-9
+    sensitivity = reference.adam_sensitivity(m, v, g, t, config)
+    plus, _, _ = reference.adam_step(params, m, v, MLPParams(*(gi + h for gi in g)), t, config)
+    minus, _, _ = reference.adam_step(params, m, v, MLPParams(*(gi - h for gi in g)), t, config)
+    for s, p, q in zip(sensitivity, plus, minus):
+        np.testing.assert_allclose(s, np.abs(p - q) / (2 * h), rtol=1e-4)
+
+
+def test_check_passes_at_larger_shapes_where_adam_amplifies_rounding(capsys):
+    if not BACKENDS:
+        pytest.skip("no backend under test")
+    args = ["check", "--steps", "5", "--batch", "512", "--hidden", "512"]
+    for name in BACKENDS:
+        args += ["--backend", name]
+    assert main(args) == 0, capsys.readouterr().out

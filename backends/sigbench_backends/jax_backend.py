@@ -207,3 +207,9 @@ class JaxTrainSession:
 
     def params(self) -> MLPParams:
         return MLPParams(*(self._backend.to_numpy(p) for p in self._params))
+
+    def optimizer_state(self) -> tuple[int, MLPParams, MLPParams]:
+        adam = self._opt_state[0]  # optax.adam = chain(scale_by_adam, scale_by_learning_rate)
+        to_numpy = self._backend.to_numpy
+        return (int(adam.count), MLPParams(*(to_numpy(m) for m in adam.mu)),
+                MLPParams(*(to_numpy(v) for v in adam.nu)))

@@ -249,3 +249,7 @@ class NumpyTrainSession:
 
     def params(self) -> MLPParams:
         return MLPParams(*(p.copy() for p in self._params))
+
+    def optimizer_state(self) -> tuple[int, MLPParams, MLPParams]:
+        copy = lambda arrays: MLPParams(*(a.copy() for a in arrays))  # noqa: E731
+        return self._opt.count, copy(self._opt.mu), copy(self._opt.nu)

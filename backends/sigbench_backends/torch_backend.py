@@ -158,3 +158,14 @@ class TorchTrainSession:
 
     def params(self) -> MLPParams:
         return MLPParams(*(self._backend.to_numpy(p) for p in self._ordered_params()))
+
+    def optimizer_state(self) -> tuple[int, MLPParams, MLPParams]:
+        params = self._ordered_params()
+        states = [self.optimizer.state.get(p, {}) for p in params]
+        if not states[0]:
+            zeros = MLPParams(*(np.zeros(tuple(p.shape)) for p in params))
+            return 0, zeros, zeros
+        count = int(float(states[0]["step"]))
+        mu = MLPParams(*(self._backend.to_numpy(s["exp_avg"]) for s in states))
+        nu = MLPParams(*(self._backend.to_numpy(s["exp_avg_sq"]) for s in states))
+        return count, mu, nu
