@@ -40,6 +40,9 @@ class TrainSession(Protocol):
     def params(self) -> MLPParams:
         """The current parameters, as NumPy arrays in PyTorch's layout."""
 
+    def reset(self) -> None:
+        """Back to the starting parameters and a fresh optimizer, without allocating or recompiling."""
+
     def optimizer_state(self) -> tuple[int, MLPParams, MLPParams]:
         """Adam's step count and first and second moments, as NumPy (zeros before the first step)."""
 

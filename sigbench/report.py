@@ -150,6 +150,28 @@ def _time_cell(row: pd.Series, base: pd.Series | None) -> str:
     return text
 
 
+def half_peak(group: pd.DataFrame, machines: int) -> list[str]:
+    """Per backend/variant: peak throughput and the smallest size reaching half of it.
+
+    Below that size a call's fixed cost (dispatch, launch, threading) dominates; above it, memory does.
+    """
+    import pandas as pd
+
+    ok = group[group["status"] == "ok"]
+    rows = []
+    for label, line in ok.groupby(ok.apply(lambda r: _label(r, machines), axis=1), sort=False):
+        line = line.sort_values("size")
+        peak = line["gbps"].max()
+        reached = line[line["gbps"] >= peak / 2]
+        rows.append({"backend/variant": label, "peak GB/s": f"{peak:.1f}",
+                     "at n": f"{int(line.loc[line['gbps'].idxmax(), 'size']):,}",
+                     "half of peak from n": f"{int(reached['size'].iloc[0]):,}"})
+    if not rows:
+        return []
+    return ["Where each reaches half its peak throughput (smaller calls are dominated by fixed per-call cost):",
+            "", _md_table(pd.DataFrame(rows)), ""]
+
+
 def tables(table: pd.DataFrame) -> list[str]:
     lines: list[str] = []
     machines = table["machine"].nunique()
@@ -169,6 +191,8 @@ def tables(table: pd.DataFrame) -> list[str]:
                               or math.isnan(r["bandwidth_fraction"]) else f"{r['bandwidth_fraction']:.2f}")
             lines += ["Fraction of the measured copy bandwidth reached (1.0 = the machine's limit):", "",
                       _md_table(fraction.rename(columns={"size": index_name})), ""]
+        if workload == "sigmoid" and group["size"].nunique() > 1:
+            lines += half_peak(group, machines)
         if workload == "train":
             first = _pivot(group, machines, lambda r, b: format_seconds(r["first_call_s"]))
             lines += ["First call (tracing, JIT compilation, lazy allocation):", "",

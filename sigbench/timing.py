@@ -72,11 +72,14 @@ class Measurement:
 def measure(
     call: Callable[[], Any], synchronize: Callable[[], None], config: TimerConfig,
     clock: Callable[[], float] = time.perf_counter, first_call_s: float | None = None,
+    between_blocks: Callable[[], None] | None = None,
 ) -> Measurement:
     """Time ``call`` (no arguments; its result is ignored) under ``config``.
 
-    Pass ``first_call_s`` when the caller already made (and timed) the first call.
+    Pass ``first_call_s`` when the caller already made (and timed) the first call, and ``between_blocks``
+    to restore a state before every block, outside the timing (a training run restarting from step 0).
     """
+    prepare = between_blocks or (lambda: None)
     if first_call_s is None:
         synchronize()
         start = clock()
@@ -98,6 +101,7 @@ def measure(
     min_block_s = max(config.min_block_s, overhead_s / MAX_OVERHEAD_FRACTION)
     loops = 1
     while True:
+        prepare()
         block_s = _block(call, synchronize, loops, clock)
         if block_s >= min_block_s:
             break
@@ -110,6 +114,7 @@ def measure(
     try:
         sample_start = clock()
         while True:
+            prepare()
             samples.append(_block(call, synchronize, loops, clock) / loops)
             elapsed = clock() - sample_start
             if len(samples) >= config.max_samples:

@@ -138,10 +138,10 @@ def test_check_catches_adam_with_eps_inside_the_square_root(monkeypatch, capsys)
 
     def wrong_adam(grads, state, lr, beta1, beta2, eps):
         count = state.count + 1
-        for g, m, v in zip(grads, state.mu, state.nu):
-            m[...] = beta1 * m + (1 - beta1) * g
-            v[...] = beta2 * v + (1 - beta2) * g * g
-            g[...] = -lr * (m / (1 - beta1**count)) / np.sqrt(v / (1 - beta2**count) + eps)
+        g, m, v = grads, state.mu, state.nu
+        m[...] = beta1 * m + (1 - beta1) * g
+        v[...] = beta2 * v + (1 - beta2) * g * g
+        g[...] = -lr * (m / (1 - beta1**count)) / np.sqrt(v / (1 - beta2**count) + eps)
         return grads, numpy_backend.AdamState(count, state.mu, state.nu)
 
     monkeypatch.setattr(numpy_backend, "adam_update", wrong_adam)

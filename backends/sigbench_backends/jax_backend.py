@@ -86,7 +86,7 @@ class JaxBackend:
     def copy_fn(self, device: str, nbytes: int) -> Any:
         """A call copying ``nbytes`` on ``device`` into the previous copy's donated buffer."""
         src = jax.device_put(np.ones(nbytes // 4, dtype=np.float32), self._device(device))
-        copy = jax.jit(lambda out, x: x.copy(), donate_argnums=0)
+        copy = jax.jit(lambda out, x: out.at[...].set(x), donate_argnums=0)
         state = {"out": jax.device_put(jnp.empty_like(src), self._device(device))}
 
         def call() -> None:
@@ -134,8 +134,9 @@ def sigmoid_stable(x: jax.Array) -> jax.Array:
 
 
 def _sigmoid_into(out: jax.Array, x: jax.Array) -> jax.Array:
-    del out  # donated: XLA writes the result into its buffer
-    return jax.nn.sigmoid(x)
+    """Written as an update of ``out`` so that XLA keeps the (donated) argument and aliases it to the result;
+    an unused argument would be pruned and its donation lost."""
+    return out.at[...].set(jax.nn.sigmoid(x))
 
 
 _sigmoid_into_jit = jax.jit(_sigmoid_into, donate_argnums=0)
@@ -191,12 +192,18 @@ class JaxTrainSession:
             updates, opt_state = optimizer.update(grads, opt_state, params)
             return optax.apply_updates(params, updates), opt_state, loss
 
+        self._start, self._device, self._optimizer = start, device, optimizer
         with _x64(self._dtype):
-            self._params = tuple(backend.from_numpy(p, device) for p in start.params)
-            self._opt_state = optimizer.init(self._params)
             self._x = backend.from_numpy(start.x, device)
             self._y = backend.from_numpy(start.y, device)
+        self.reset()
         self._step = _scoped(jax.jit(step, donate_argnums=(0, 1)), self._dtype)
+
+    def reset(self) -> None:
+        """Fresh buffers of the starting parameters and optimizer state (same shapes: no recompilation)."""
+        with _x64(self._dtype):
+            self._params = tuple(self._backend.from_numpy(p, self._device) for p in self._start.params)
+            self._opt_state = self._optimizer.init(self._params)
 
     def step(self) -> jax.Array:
         self._params, self._opt_state, loss = self._step(self._params, self._opt_state, self._x, self._y)

@@ -73,7 +73,9 @@ class NumpyBackend:
 
     def sigmoid_variants(self) -> dict[str, str | None]:
         no_scipy = None if importlib.util.find_spec("scipy") else "needs SciPy: pip install 'sigbench[numpy]'"
-        return {"naive": None, "stable": None, "builtin": no_scipy, "fast": None}
+        no_numexpr = None if importlib.util.find_spec("numexpr") else "needs numexpr: pip install 'sigbench[numpy]'"
+        # numexpr: a reference row for ``fast`` (the same formula through numexpr, into a reused buffer)
+        return {"naive": None, "stable": None, "builtin": no_scipy, "fast": None, "numexpr": no_numexpr}
 
     def sigmoid(self, variant: str, dtype: str, device: str) -> Any:
         if variant == "naive":
@@ -84,6 +86,8 @@ class NumpyBackend:
             return sigmoid_builtin
         if variant == "fast":
             return _FastSigmoid(self)
+        if variant == "numexpr":
+            return _NumexprSigmoid(self._threads)
         raise KeyError(variant)
 
     def pool(self) -> ThreadPoolExecutor:
@@ -142,6 +146,26 @@ class _FastSigmoid:
         return out
 
 
+class _NumexprSigmoid:
+    """numexpr's evaluation of 1/(1+exp(-x)) on the same threads, into one reused buffer."""
+
+    def __init__(self, threads: int) -> None:
+        import numexpr
+
+        numexpr.set_num_threads(threads)
+        self._evaluate = numexpr.evaluate
+        self._out: np.ndarray | None = None
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        out = self._out
+        if out is None or out.shape != x.shape or out.dtype != x.dtype:
+            out = self._out = np.empty_like(x)
+        if x.dtype == np.float16:  # numexpr has no float16
+            return self._evaluate("1 / (1 + exp(-x))", local_dict={"x": x.astype(np.float32)}).astype(x.dtype)
+        one = x.dtype.type(1)
+        return self._evaluate("one / (one + exp(-x))", local_dict={"x": x, "one": one}, out=out, casting="same_kind")
+
+
 def _sigmoid_into(x: np.ndarray, out: np.ndarray) -> None:
     """1/(1+exp(-x)) without temporaries; exp overflowing to inf gives the right 0."""
     with np.errstate(over="ignore"):
@@ -155,56 +179,77 @@ def _sigmoid_into(x: np.ndarray, out: np.ndarray) -> None:
 
 
 class AdamState(NamedTuple):
-    """optax-like Adam state. The arrays are buffers the update rewrites in place."""
+    """optax-like Adam state. The moments are buffers the update rewrites in place."""
 
     count: int
-    mu: MLPParams
-    nu: MLPParams
+    mu: np.ndarray
+    nu: np.ndarray
 
 
-def adam_init(params: MLPParams) -> AdamState:
-    return AdamState(0, MLPParams(*map(np.zeros_like, params)), MLPParams(*map(np.zeros_like, params)))
+def adam_init(params: np.ndarray) -> AdamState:
+    return AdamState(0, np.zeros_like(params), np.zeros_like(params))
 
 
 def adam_update(
-    grads: MLPParams, state: AdamState, lr: float, beta1: float, beta2: float, eps: float
-) -> tuple[MLPParams, AdamState]:
-    """Updates to add to the parameters (written into ``grads``), and the next state; torch's formula."""
+    grads: np.ndarray, state: AdamState, lr: float, beta1: float, beta2: float, eps: float
+) -> tuple[np.ndarray, AdamState]:
+    """Updates to add to the parameters (written into ``grads``), and the next state; torch's formula.
+
+    Works on one flat array holding every parameter: a dozen ufunc calls per step, whatever the network.
+    """
     count = state.count + 1
     step_size = lr / (1 - beta1**count)
     root_bc2 = np.sqrt(1 - beta2**count)
-    for g, m, v in zip(grads, state.mu, state.nu):
-        m *= beta1
-        m += (1 - beta1) * g
-        v *= beta2
-        np.multiply(g, g, out=g)
-        g *= 1 - beta2
-        v += g
-        np.sqrt(v, out=g)
-        g /= root_bc2
-        g += eps
-        np.divide(m, g, out=g)
-        g *= -step_size
+    g, m, v = grads, state.mu, state.nu
+    m *= beta1
+    m += (1 - beta1) * g
+    v *= beta2
+    np.multiply(g, g, out=g)
+    g *= 1 - beta2
+    v += g
+    np.sqrt(v, out=g)
+    g /= root_bc2
+    g += eps
+    np.divide(m, g, out=g)
+    g *= -step_size
     return grads, AdamState(count, state.mu, state.nu)
 
 
+def _views(flat: np.ndarray, like: MLPParams) -> MLPParams:
+    """The parameters as views into one flat buffer, in order."""
+    views, offset = [], 0
+    for p in like:
+        views.append(flat[offset:offset + p.size].reshape(p.shape))
+        offset += p.size
+    return MLPParams(*views)
+
+
 class NumpyTrainSession:
-    """Forward, BCELoss, backward and Adam by hand, with every intermediate in a preallocated buffer."""
+    """Forward, BCELoss, backward and Adam by hand, with every intermediate in a preallocated buffer.
+
+    Parameters, gradients and Adam's moments each live in one flat array (the named tensors are views),
+    so that Adam is a few calls over one array instead of a few calls per tensor.
+    """
 
     def __init__(self, start: TrainStart) -> None:
         config = start.config
         dtype = numpy_dtype(config.dtype)
         self._config = config
-        self._params = MLPParams(*(np.array(p, dtype=dtype) for p in start.params))
+        self._start = start
+        total = sum(p.size for p in start.params)
+        self._flat_params = np.empty(total, dtype)
+        self._params = _views(self._flat_params, start.params)
         self._x = np.array(start.x, dtype=dtype)
         self._y = np.array(start.y, dtype=dtype)
-        self._opt = adam_init(self._params)
+        self._opt = adam_init(self._flat_params)
+        self.reset()
         b, h, o = config.batch, config.hidden, config.outputs
         self._hidden = np.empty((b, h), dtype)
         self._z = np.empty((b, o), dtype)
         self._tmp = np.empty((b, o), dtype)
         self._dh = np.empty((b, h), dtype)
-        self._grads = MLPParams(*map(np.empty_like, self._params))
+        self._flat_grads = np.empty_like(self._flat_params)
+        self._grads = _views(self._flat_grads, start.params)
         self._eps12 = dtype.type(1e-12)
 
     def loss_and_grads(self) -> tuple[Any, MLPParams]:
@@ -237,11 +282,10 @@ class NumpyTrainSession:
         return loss, self._grads
 
     def step(self) -> Any:
-        loss, grads = self.loss_and_grads()
+        loss, _ = self.loss_and_grads()
         c = self._config
-        updates, self._opt = adam_update(grads, self._opt, c.lr, c.beta1, c.beta2, c.eps)
-        for p, u in zip(self._params, updates):
-            p += u
+        updates, self._opt = adam_update(self._flat_grads, self._opt, c.lr, c.beta1, c.beta2, c.eps)
+        self._flat_params += updates
         return loss
 
     def loss_value(self, loss: Any) -> float:
@@ -250,6 +294,13 @@ class NumpyTrainSession:
     def params(self) -> MLPParams:
         return MLPParams(*(p.copy() for p in self._params))
 
+    def reset(self) -> None:
+        for view, value in zip(self._params, self._start.params):
+            view[...] = value
+        self._opt.mu[...] = 0
+        self._opt.nu[...] = 0
+        self._opt = AdamState(0, self._opt.mu, self._opt.nu)
+
     def optimizer_state(self) -> tuple[int, MLPParams, MLPParams]:
-        copy = lambda arrays: MLPParams(*(a.copy() for a in arrays))  # noqa: E731
-        return self._opt.count, copy(self._opt.mu), copy(self._opt.nu)
+        like = self._params
+        return self._opt.count, _views(self._opt.mu.copy(), like), _views(self._opt.nu.copy(), like)

@@ -78,11 +78,13 @@ class TorchBackend:
     # --- training step -------------------------------------------------------------------------
 
     def train_variants(self) -> dict[str, str | None]:
-        return {"eager": None, "foreach": None, "fused": None}
+        return {"eager": None, "foreach": None, "fused": None, "manual": None}
 
     def train_session(self, variant: str, start: TrainStart, device: str) -> TorchTrainSession:
         if variant not in self.train_variants():
             raise KeyError(variant)
+        if variant == "manual":
+            return ManualTrainSession(self, start, device)
         return TorchTrainSession(self, variant, start, device)
 
 
@@ -129,11 +131,11 @@ class TorchTrainSession:
     def __init__(self, backend: TorchBackend, variant: str, start: TrainStart, device: str) -> None:
         config = start.config
         self._backend = backend
+        self._start = start
+        self._device = device
         dtype = _DTYPES[config.dtype]
         self.model = TutorialNet(config.inputs, config.hidden, config.outputs).to(device=device, dtype=dtype)
-        with torch.no_grad():
-            for param, value in zip(self._ordered_params(), start.params):
-                param.copy_(backend.from_numpy(value, device))
+        self._initial = [backend.from_numpy(value, device) for value in start.params]
         options: dict[str, Any] = {} if variant == "eager" else {variant: True}
         self.optimizer = torch.optim.Adam(
             self.model.parameters(), lr=config.lr, betas=(config.beta1, config.beta2), eps=config.eps, **options
@@ -141,10 +143,21 @@ class TorchTrainSession:
         self.criterion = nn.BCELoss()
         self._x = backend.from_numpy(start.x, device)
         self._y = backend.from_numpy(start.y, device)
+        self.reset()
 
     def _ordered_params(self) -> list[torch.Tensor]:
         m = self.model
         return [m.fc1.weight, m.fc1.bias, m.fc2.weight, m.fc2.bias]
+
+    def reset(self) -> None:
+        """Starting parameters; Adam's moments and step zeroed in place (no new allocation next step)."""
+        with torch.no_grad():
+            for param, value in zip(self._ordered_params(), self._initial):
+                param.copy_(value)
+            for state in self.optimizer.state.values():
+                for value in state.values():
+                    if isinstance(value, torch.Tensor):
+                        value.zero_()
 
     def step(self) -> torch.Tensor:
         self.optimizer.zero_grad()
@@ -169,3 +182,39 @@ class TorchTrainSession:
         mu = MLPParams(*(self._backend.to_numpy(s["exp_avg"]) for s in states))
         nu = MLPParams(*(self._backend.to_numpy(s["exp_avg_sq"]) for s in states))
         return count, mu, nu
+
+
+class ManualTrainSession(TorchTrainSession):
+    """Forward and backward written by hand in torch ops (no autograd graph), then fused Adam.
+
+    The same arithmetic as the tutorial's step, without the per-op autograd bookkeeping that dominates a
+    network this small; BCELoss's backward is PyTorch's own formula.
+    """
+
+    def __init__(self, backend: TorchBackend, start: TrainStart, device: str) -> None:
+        super().__init__(backend, "fused", start, device)
+        for param in self._ordered_params():
+            param.requires_grad_(False)
+            param.grad = torch.zeros_like(param)
+        config = start.config
+        dtype = _DTYPES[config.dtype]
+        self._hidden = torch.empty(config.batch, config.hidden, dtype=dtype, device=device)
+        self._p = torch.empty(config.batch, config.outputs, dtype=dtype, device=device)
+
+    def step(self) -> torch.Tensor:
+        w1, b1, w2, b2 = self._ordered_params()
+        x, y, hidden, p = self._x, self._y, self._hidden, self._p
+        torch.addmm(b1, x, w1.t(), out=hidden)
+        hidden.clamp_(min=0)
+        torch.addmm(b2, hidden, w2.t(), out=p)
+        p.sigmoid_()
+        loss = nn.functional.binary_cross_entropy(p, y)
+        s = p * (1 - p)
+        dz = (p - y).mul_(s).div_(s.clamp_(min=1e-12)).div_(y.numel())
+        torch.mm(dz.t(), hidden, out=w2.grad)
+        torch.sum(dz, 0, out=b2.grad)
+        dh = (dz @ w2).mul_(hidden > 0)
+        torch.mm(dh.t(), x, out=w1.grad)
+        torch.sum(dh, 0, out=b1.grad)
+        self.optimizer.step()
+        return loss
