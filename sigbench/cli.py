@@ -109,7 +109,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Check each case's numerics against float64, then time it; write results.csv, results.md "
                     "and results.json (and PNG plots) into a new folder under reports/ or --output-dir.",
         epilog="variants (sigmoid):\n" + "\n".join(f"  {k:8} {v}" for k, v in SIGMOID_VARIANT_HELP.items())
-        + "\nvariants (train): numpy handwritten; torch eager (the tutorial's), foreach, fused; jax jit\n\n"
+        + "\n  numexpr  (numpy only) a reference row for fast: numexpr, same threads, reused buffer"
+        + "\nvariants (train): numpy handwritten; torch eager (the tutorial's), foreach, fused (Adam kernels),"
+        "\n  manual (hand-written backward in torch ops + fused Adam); jax jit\n\n"
         "examples:\n  sigbench run --quick\n  sigbench run -b numpy -b torch --size 2^20 --size 2^24\n"
         "  sigbench run --workload train --batch 32 --batch 1024 --hidden 128 --hidden 1024",
         formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -119,7 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--workload", "-w", action="append", default=[], metavar="NAME",
                      help=f"one of {', '.join(WORKLOADS)} (repeat; default: both)")
     run.add_argument("--size", "-n", action="append", default=[], type=positive_int, metavar="N",
-                     help="sigmoid input length, e.g. 4096 or 2^20 (repeat; default: 2^10 ... 2^22)")
+                     help="sigmoid input length, e.g. 4096 or 2^20 (repeat; default: 2^10, 2^12, ... 2^24)")
     run.add_argument("--batch", action="append", default=[], type=positive_int, metavar="N",
                      help="training batch size (repeat; default 32)")
     run.add_argument("--hidden", action="append", default=[], type=positive_int, metavar="N",

@@ -33,13 +33,30 @@ def write_all(directory: Path, rows: list[dict[str, Any]], meta: dict[str, Any] 
     return written
 
 
+#: One colour family per backend, one line style and marker per variant: 13+ lines stay tellable apart.
+_BACKEND_COLOURS = {"numpy": "tab:blue", "torch": "tab:red", "jax": "tab:green"}
+_OTHER_COLOURS = ("tab:purple", "tab:brown", "tab:olive", "tab:cyan", "tab:gray", "tab:pink")
+_VARIANT_STYLES = {"naive": ("-", "o"), "stable": ("--", "s"), "builtin": (":", "^"), "fast": ("-", "D"),
+                   "numexpr": ("-.", "v")}
+
+
+def _style(backend: str, variant: str, machine_index: int = 0) -> dict[str, Any]:
+    colour = _BACKEND_COLOURS.get(backend, _OTHER_COLOURS[sum(map(ord, backend)) % len(_OTHER_COLOURS)])
+    linestyle, marker = _VARIANT_STYLES.get(variant, ("-", "x"))
+    return {"color": colour, "linestyle": linestyle, "marker": marker, "markersize": 5,
+            "alpha": 1.0 if machine_index == 0 else 0.55, "linewidth": 2.2 if variant == "fast" else 1.4}
+
+
 def _sigmoid_plot(path: Path, group: Any, dtype: str, device: str, meta: dict[str, Any] | None) -> Path:
     plt = _pyplot()
-    fig, (ax_time, ax_rate) = plt.subplots(1, 2, figsize=(13, 5.2))
+    fig, (ax_time, ax_rate) = plt.subplots(1, 2, figsize=(14, 5.6))
+    machines = list(dict.fromkeys(group["machine"])) if "machine" in group else [None]
     for label, line in group.groupby("label", sort=False):
         line = line.sort_values("size")
-        ax_time.plot(line["size"], line["median_s"] * 1e6, marker="o", label=label)
-        ax_rate.plot(line["size"], line["gbps"], marker="o", label=label)
+        first = line.iloc[0]
+        style = _style(first["backend"], first["variant"], machines.index(first.get("machine")))
+        ax_time.plot(line["size"], line["median_s"] * 1e6, label=label, **style)
+        ax_rate.plot(line["size"], line["gbps"], label=label, **style)
     bandwidth = (meta or {}).get("bandwidth", {}).get("copy_gbps")
     if bandwidth:
         ax_rate.axhline(bandwidth, color="black", linestyle="--", linewidth=1,
@@ -50,7 +67,7 @@ def _sigmoid_plot(path: Path, group: Any, dtype: str, device: str, meta: dict[st
                 title="throughput against the machine's copy bandwidth")
     for ax in (ax_time, ax_rate):
         ax.grid(True, which="both", alpha=0.3)
-    ax_rate.legend(fontsize=7, loc="upper left")
+    ax_rate.legend(fontsize=7, loc="upper left", ncol=2 if group["label"].nunique() > 8 else 1)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

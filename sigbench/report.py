@@ -72,10 +72,14 @@ def summary(table: pd.DataFrame) -> list[str]:
     ):
         winners: list[tuple[int, str, float, float]] = []
         for size, at_size in group.groupby("size", sort=True):
-            best = at_size.loc[at_size["median_s"].idxmin()]
-            others = at_size.drop(index=best.name)
+            ranked = at_size.sort_values("median_s")
+            best = ranked.iloc[0]
+            # backends whose median's interval overlaps the winner's are tied with it: say so
+            tied = ranked[(ranked["ci_low_s"] <= best["ci_high_s"]) & (ranked.index != best.name)]
+            label = " ≈ ".join(sorted([_label(best, machines)] + [_label(r, machines) for _, r in tied.iterrows()]))
+            others = ranked.drop(index=[best.name, *tied.index])
             speedup = float(others["median_s"].min() / best["median_s"]) if not others.empty else math.nan
-            winners.append((int(size), _label(best, machines), speedup, float(best["median_s"])))
+            winners.append((int(size), label, speedup, float(best["median_s"])))
         runs: list[list[tuple[int, str, float, float]]] = []
         for winner in winners:
             if runs and runs[-1][-1][1] == winner[1]:
@@ -92,15 +96,17 @@ def summary(table: pd.DataFrame) -> list[str]:
             if workload == "train":
                 shape += f", hidden {int(hidden)}"
             rows.append({"workload": workload, "dtype": dtype, "device": device, "sizes": shape,
-                         "fastest": f"**{run[0][1]}**", "ahead of the next by": margin, "numerics": checks})
+                         "fastest (≈: tied within 95% CIs)": f"**{run[0][1]}**", "ahead of the next by": margin,
+                         "numerics": checks})
     import pandas as pd
 
     lines += [_md_table(pd.DataFrame(rows)), ""]
     unstable = ok[ok["unstable"].fillna(False).astype(bool)]
     if not unstable.empty:
         cases = ", ".join(f"{_label(r, machines)} at {int(r['size']):,}" for _, r in unstable.iterrows())
-        lines += [f"Unstable (IQR over 10% of the median; rerun with --rigorous or on a quieter machine): {cases}.",
-                  ""]
+        lines += [f"{len(unstable)} of {len(ok)} measurements are unstable (IQR over 10% of the median: the "
+                  f"machine was busy or the case is jittery; rerun with --rigorous or on a quieter machine): "
+                  f"{cases}.", ""]
     failed = table[(table["status"] != "ok") | (table["check_passed"] == False)]  # noqa: E712
     for _, row in failed.iterrows():
         if row["status"] == "skipped":

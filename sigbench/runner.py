@@ -24,7 +24,7 @@ from sigbench.interface import DTYPES, WORKLOADS, Backend
 from sigbench.timing import PRESETS, TimerConfig, measure
 from sigbench.workloads import TrainConfig, numpy_dtype, sigmoid_input, train_start
 
-DEFAULT_SIZES: tuple[int, ...] = tuple(2**k for k in range(10, 23, 2))
+DEFAULT_SIZES: tuple[int, ...] = tuple(2**k for k in range(10, 25, 2))
 QUICK_SIZES: tuple[int, ...] = (2**10, 2**16, 2**20)
 DEVICES: tuple[str, ...] = ("cpu", "cuda", "gpu")
 #: Steps of the training check inside ``run`` (``sigbench check`` chooses its own).
