@@ -196,6 +196,27 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--output", type=Path, metavar="FILE.md", help="also write the table here")
     compare.set_defaults(handler=cmd_compare)
 
+    accuracy = commands.add_parser(
+        "accuracy", help="ULP error of every sigmoid against a correctly rounded reference",
+        description="Measure each sigmoid's error in ULPs against the correctly rounded value: float16 and "
+                    "bfloat16 over all 65,536 inputs, float32 over a stratified sample (or all 2^32 inputs with "
+                    "--exhaustive), float64 over a sample checked with mpmath. Writes accuracy.csv, accuracy.md "
+                    "and a plot of the error against x per dtype.",
+        epilog="examples:\n  sigbench accuracy\n  sigbench accuracy --exhaustive --dtype float32 -o reports/acc32",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    _add_backend_option(accuracy)
+    accuracy.add_argument("--variant", "-v", action="append", default=[], metavar="NAME",
+                          help="variant (repeat; default: all)")
+    accuracy.add_argument("--dtype", action="append", default=[], metavar="NAME",
+                          help="float16, bfloat16, float32 or float64 (repeat; default: all)")
+    accuracy.add_argument("--exhaustive", action="store_true", help="float32: every one of the 2^32 inputs")
+    accuracy.add_argument("--seed", type=non_negative_int, default=0, metavar="S", help="sample seed (default 0)")
+    accuracy.add_argument("--output-dir", "-o", type=Path, metavar="DIR",
+                          help="default: a new folder under reports/")
+    accuracy.add_argument("--force", action="store_true", help="write into a non-empty --output-dir")
+    accuracy.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    accuracy.set_defaults(handler=cmd_accuracy)
+
     report = commands.add_parser(
         "report", help="rebuild the markdown and plots from saved runs, merging several",
         description="Rebuild results.md and plots from saved results; several runs (other machines, versions) "
@@ -366,6 +387,22 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from sigbench import compare
 
     return compare.main(args.base, args.new, args.threshold, args.output)
+
+
+def cmd_accuracy(args: argparse.Namespace) -> int:
+    from sigbench import accuracy, registry, runner
+
+    names = args.backend or registry.installed_names()
+    for name in names:
+        registry.get_spec(name)
+    dtypes = args.dtype or list(accuracy.ACCURACY_DTYPES)
+    directory = (runner.prepare_output_dir(args.output_dir, args.force) if args.output_dir
+                 else runner.new_run_dir(Path("reports")))
+    accuracy.run(names, args.variant, dtypes, args.exhaustive, args.seed, directory,
+                 runner.progress_printer(args.quiet))
+    print((directory / "accuracy.md").read_text(encoding="utf-8"))
+    print(f"sigbench: accuracy written to {directory}/", file=sys.stderr)
+    return EXIT_OK
 
 
 def cmd_report(args: argparse.Namespace) -> int:

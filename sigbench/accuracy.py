@@ -1,0 +1,394 @@
+"""``sigbench accuracy``: every sigmoid's error in ULPs against a correctly rounded reference.
+
+float16 and bfloat16 are always checked over all 65,536 inputs; float32 over a stratified sample, or all
+2^32 inputs with ``--exhaustive`` (streamed in chunks); float64 over a sample against mpmath.
+"""
+from __future__ import annotations
+
+import math
+import time
+import warnings
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, fields
+from typing import Any
+
+import numpy as np
+
+from sigbench import reference
+from sigbench.checks import ulp_distance
+from sigbench.workloads import numpy_dtype
+
+ACCURACY_DTYPES: tuple[str, ...] = ("float16", "bfloat16", "float32", "float64")
+#: Inputs of float32's default (sampled) run; float64 uses fewer, as each is checked with mpmath.
+SAMPLE_SIZE = {"float32": 1 << 21, "float64": 1 << 14}
+#: Small enough that its buffers come from the allocator's pool, not fresh pages: fresh large arrays are
+#: slow and noisy on VMs.
+EXHAUSTIVE_CHUNK = 1 << 20
+#: Where the float64 sigmoid lies this close (in float64 ULPs) to a rounding midpoint of the target type,
+#: its rounding is decided by mpmath: the float64 value itself may be a few ULPs off.
+HARD_CASE_ULPS = 16
+MPMATH_BITS = 160
+
+_UINT = {2: np.uint16, 4: np.uint32, 8: np.uint64}
+
+
+def special_inputs(dtype: str) -> np.ndarray:
+    """±0, ±inf, NaN, the largest finite values, inputs whose true sigmoid is subnormal, and the region
+    where exp(-x) overflows (x below about -88.7 in float32, -11.1 in float16)."""
+    np_dtype = numpy_dtype(dtype)
+    info = np.finfo(np.float32 if dtype == "bfloat16" else np_dtype)
+    tiny = float(info.tiny)
+    overflow = math.log(float(info.max))  # exp(-x) overflows for x < -overflow
+    subnormal_result = math.log(tiny)  # sigmoid(x) ~ exp(x) is subnormal below this
+    values = [0.0, -0.0, math.inf, -math.inf, math.nan, float(info.max), -float(info.max), tiny, -tiny,
+              -overflow + 0.01, -overflow - 0.01, -overflow - 1, subnormal_result + 0.5, subnormal_result - 0.5,
+              subnormal_result - 5, -1000.0, 1000.0, 20.0, -20.0, 1.0, -1.0]
+    with np.errstate(over="ignore"):
+        return np.asarray(values, dtype=np.float64).astype(np_dtype)
+
+
+def all_inputs(dtype: str) -> np.ndarray:
+    """Every value of a 16-bit type, NaNs included."""
+    return np.arange(1 << 16, dtype=np.uint16).view(numpy_dtype(dtype))
+
+
+def sample_inputs(dtype: str, size: int, seed: int) -> np.ndarray:
+    """Half random bit patterns, half log-uniform magnitudes in [1e-30, 1e3] of both signs, then the specials."""
+    np_dtype = numpy_dtype(dtype)
+    rng = np.random.default_rng([seed, size, np_dtype.itemsize])
+    bits = rng.integers(0, np.iinfo(_UINT[np_dtype.itemsize]).max, size=size // 2, dtype=_UINT[np_dtype.itemsize],
+                        endpoint=True).view(np_dtype)
+    magnitudes = np.exp(rng.uniform(math.log(1e-30), math.log(1e3), size=size - size // 2))
+    signed = magnitudes * rng.choice([-1.0, 1.0], size=magnitudes.size)
+    return np.concatenate([special_inputs(dtype), bits, signed.astype(np_dtype)])
+
+
+def float32_chunks(chunk: int = EXHAUSTIVE_CHUNK) -> Iterator[np.ndarray]:
+    """All 2^32 float32 bit patterns, ``chunk`` at a time."""
+    for start in range(0, 1 << 32, chunk):
+        yield np.arange(start, start + chunk, dtype=np.uint64).astype(np.uint32).view(np.float32)
+
+
+def _mp_sigmoid(x: float) -> Any:
+    import mpmath
+
+    with mpmath.workprec(MPMATH_BITS):
+        return 1 / (1 + mpmath.exp(-mpmath.mpf(x)))
+
+
+def _decide_with_mpmath(x: float, a_bits: int, b_bits: int, dtype: np.dtype) -> int:
+    """Of two neighbouring candidates (as bit patterns), the one the true sigmoid rounds to (ties to even)."""
+    import mpmath
+
+    a_bits, b_bits = sorted((a_bits, b_bits))
+    va, vb = (float(np.array(v, dtype=_UINT[dtype.itemsize]).view(dtype)) for v in (a_bits, b_bits))
+    true = _mp_sigmoid(x)
+    with mpmath.workprec(MPMATH_BITS):
+        midpoint = (mpmath.mpf(va) + mpmath.mpf(vb)) / 2
+    if true != midpoint:
+        return a_bits if true < midpoint else b_bits
+    return a_bits if a_bits % 2 == 0 else b_bits
+
+
+def correctly_rounded(x: np.ndarray) -> tuple[np.ndarray, int]:
+    """The sigmoid of each x rounded once to x's dtype, and how many inputs needed mpmath to decide.
+
+    float16/float32: the float64 sigmoid (within a few float64 ULPs of the truth) cast once, which NumPy
+    rounds correctly; where it lies within ``HARD_CASE_ULPS`` of a rounding midpoint, mpmath decides.
+    bfloat16: the same from the nearest of three candidates (ml_dtypes may round through float32 first).
+    float64: mpmath for every finite input.
+    """
+    dtype = x.dtype
+    if dtype == np.float64:
+        out = np.array([float(_mp_sigmoid(v)) if np.isfinite(v) else float(reference.sigmoid(np.array([v]))[0])
+                        for v in x.tolist()])
+        return out, int(np.isfinite(x).sum())
+    uint = _UINT[dtype.itemsize]
+    with np.errstate(all="ignore"):
+        exact = reference.sigmoid(x.astype(np.float64))
+        guess = exact.astype(dtype)
+    if dtype.name == "bfloat16":  # pick the nearest of three candidates ourselves
+        bits = guess.view(uint).astype(np.int64)
+        top = int(np.asarray(1.0, dtype=dtype).view(uint))
+        candidates = np.stack([np.clip(bits + k, 0, top) for k in (-1, 0, 1)])
+        values = candidates.astype(uint).view(dtype).astype(np.float64)
+        bits = np.take_along_axis(candidates, np.argmin(np.abs(values - exact), axis=0)[None], axis=0)[0]
+        guess = bits.astype(uint).view(dtype)
+    # the midpoints to the neighbours above and below (sigmoid is never negative); near one of them, the
+    # float64 value's own error could have tipped the rounding
+    bits = guess.view(uint).astype(np.int64)
+    guess64 = guess.astype(np.float64)
+    with np.errstate(invalid="ignore"):
+        up_half = ((bits + 1).astype(uint).view(dtype).astype(np.float64) - guess64) / 2
+        down_half = (guess64 - np.maximum(bits - 1, 0).astype(uint).view(dtype).astype(np.float64)) / 2
+        band = HARD_CASE_ULPS * 2.0**-52 * exact
+        residual = exact - guess64
+        near_up = np.abs(residual - up_half) <= band
+        near_down = (np.abs(residual + down_half) <= band) & (down_half > 0)
+    hard = np.flatnonzero((near_up | near_down) & np.isfinite(exact))
+    toward = np.where(near_up, bits + 1, bits - 1)
+    for i in hard.tolist():
+        bits[i] = _decide_with_mpmath(float(x[i]), int(bits[i]), int(toward[i]), dtype)
+    out = bits.astype(uint).view(dtype).copy()
+    out[np.isnan(exact)] = np.nan
+    return out, int(hard.size)
+
+
+@dataclass(frozen=True)
+class Totals:
+    """Error counts over a set of inputs; two sets' totals add up (for streaming 2^32 inputs)."""
+
+    inputs: int = 0
+    ulp_sum: float = 0.0
+    max_ulp: float = 0.0
+    worst_input: float = math.nan
+    correctly_rounded: int = 0
+    over_1ulp: int = 0
+    flushed_subnormals: int = 0
+    nan_where_number: int = 0
+    wrong_saturation: int = 0
+    warnings: int = 0
+
+    def __add__(self, other: Totals) -> Totals:
+        worse = other if other.max_ulp > self.max_ulp or math.isnan(self.worst_input) else self
+        summed = {f.name: getattr(self, f.name) + getattr(other, f.name) for f in fields(self)
+                  if f.name not in ("max_ulp", "worst_input")}
+        return Totals(**summed, max_ulp=worse.max_ulp, worst_input=worse.worst_input)
+
+    def row(self) -> dict[str, Any]:
+        return {
+            "inputs": self.inputs, "max_ulp": self.max_ulp,
+            "mean_ulp": self.ulp_sum / self.inputs if self.inputs else math.nan,
+            "correctly_rounded_fraction": self.correctly_rounded / self.inputs if self.inputs else math.nan,
+            "over_1ulp": self.over_1ulp, "worst_input": self.worst_input,
+            "flushed_subnormals": self.flushed_subnormals, "nan_where_number": self.nan_where_number,
+            "wrong_saturation": self.wrong_saturation, "warnings": self.warnings,
+        }
+
+
+def measure_errors(got: np.ndarray, want: np.ndarray, x: np.ndarray, warning_count: int = 0) -> Totals:
+    """Compare results with the correctly rounded reference.
+
+    Results that should be subnormal but are 0 (flushed) and NaNs where a number is due are counted apart
+    and kept out of the ULP statistics, which would otherwise be millions of ULPs for one flushed value.
+    Only the inputs whose bits differ are examined further: usually a few percent.
+    """
+    uint = _UINT[got.dtype.itemsize]
+    got_flat, want_flat, x_flat = got.reshape(-1), want.reshape(-1), x.reshape(-1)
+    differ = np.flatnonzero(got_flat.view(uint) != want_flat.view(uint))
+    g, w = got_flat[differ], want_flat[differ]
+    ulps = ulp_distance(g, w)
+    tiny = np.asarray(np.finfo(np.float32 if x.dtype.name == "bfloat16" else x.dtype).tiny).astype(x.dtype)
+    zero = np.zeros((), x.dtype)
+    with np.errstate(invalid="ignore"):
+        flushed = (g == zero) & (w != zero) & (np.abs(w) < tiny)
+        nan_where_number = (g != g) & (w == w)
+        saturated = ((g == zero) | (g == np.ones((), x.dtype))) & (np.abs(w) >= tiny)
+    counted = np.isfinite(ulps) & ~flushed
+    worst = int(np.argmax(np.where(counted, ulps, -1.0))) if differ.size else -1
+    found = worst >= 0 and bool(counted[worst])
+    return Totals(
+        inputs=int(x_flat.size),
+        ulp_sum=float(ulps[counted].sum()),
+        max_ulp=float(ulps[worst]) if found else 0.0,
+        worst_input=float(np.asarray(x_flat[differ[worst]], dtype=np.float64)) if found else math.nan,
+        correctly_rounded=int(x_flat.size - differ.size + np.count_nonzero(ulps == 0)),
+        over_1ulp=int(np.count_nonzero(counted & (ulps > 1))),
+        flushed_subnormals=int(np.count_nonzero(flushed)),
+        nan_where_number=int(np.count_nonzero(nan_where_number)),
+        wrong_saturation=int(np.count_nonzero(saturated)),
+        warnings=warning_count,
+    )
+
+
+def evaluate(fn: Callable[[Any], Any], to_backend: Callable[[np.ndarray], Any],
+             to_numpy: Callable[[Any], np.ndarray], x: np.ndarray) -> tuple[np.ndarray, int]:
+    """Run a sigmoid on NumPy inputs, counting the warnings it raises (they never stop the run)."""
+    with warnings.catch_warnings(record=True) as caught, np.errstate(all="warn"):
+        warnings.simplefilter("always")
+        got = np.array(to_numpy(fn(to_backend(x))), copy=True)
+    return got, len(caught)
+
+
+@dataclass(frozen=True)
+class AccuracyCase:
+    backend: str
+    variant: str
+    dtype: str
+
+
+def run_cases(cases: list[tuple[AccuracyCase, Callable[[np.ndarray], tuple[np.ndarray, int]]]], dtype: str,
+              exhaustive: bool, seed: int, progress: Callable[[str], None] | None = None,
+              ) -> tuple[dict[AccuracyCase, Totals], dict[AccuracyCase, tuple[np.ndarray, np.ndarray]], dict[str, Any]]:
+    """Totals per case, a sample of (x, ulp error) per case for plotting, and facts about the reference."""
+    from sigbench.runner import progress_line
+
+    if dtype in ("float16", "bfloat16"):
+        batches: Iterator[np.ndarray] = iter([all_inputs(dtype)])
+        total_batches, mode = 1, "exhaustive"
+    elif dtype == "float32" and exhaustive:
+        batches, total_batches, mode = float32_chunks(), (1 << 32) // EXHAUSTIVE_CHUNK, "exhaustive"
+    else:
+        batches, total_batches, mode = iter([sample_inputs(dtype, SAMPLE_SIZE[dtype], seed)]), 1, "sample"
+    totals = {case: Totals() for case, _ in cases}
+    scatter: dict[AccuracyCase, list[tuple[np.ndarray, np.ndarray]]] = {case: [] for case, _ in cases}
+    hard_cases = 0
+    started = time.perf_counter()
+    rng = np.random.default_rng(seed)
+    # two cases at a time: NumPy, PyTorch and JAX release the GIL in their kernels
+    with ThreadPoolExecutor(2, thread_name_prefix="sigbench-accuracy") as pool:
+        for index, x in enumerate(batches):
+            if progress and total_batches > 1:
+                progress(progress_line(index, total_batches, time.perf_counter() - started,
+                                       f"{dtype} chunk {index + 1}"))
+            want, hard = correctly_rounded(x)
+            hard_cases += hard
+            keep = np.sort(rng.choice(x.size, size=min(x.size, 4096 if total_batches == 1 else 64), replace=False))
+
+            def one(item: tuple[AccuracyCase, Callable[[np.ndarray], tuple[np.ndarray, int]]],
+                    x: np.ndarray = x, want: np.ndarray = want, keep: np.ndarray = keep) -> tuple[Totals, np.ndarray]:
+                got, warning_count = item[1](x)
+                return measure_errors(got, want, x, warning_count), ulp_distance(got.reshape(-1)[keep],
+                                                                                 want.reshape(-1)[keep])
+
+            with np.errstate(invalid="ignore"):
+                kept_x = x.reshape(-1)[keep].astype(np.float64)
+            for (case, _), (partial, ulps) in zip(cases, pool.map(one, cases)):
+                totals[case] = totals[case] + partial
+                scatter[case].append((kept_x, ulps))
+    if progress and total_batches > 1:
+        progress(progress_line(total_batches, total_batches, time.perf_counter() - started, "done"))
+    samples = {case: (np.concatenate([s[0] for s in parts]), np.concatenate([s[1] for s in parts]))
+               for case, parts in scatter.items()}
+    facts = {"dtype": dtype, "mode": mode, "mpmath_decided": hard_cases,
+             "seconds": round(time.perf_counter() - started, 1)}
+    return totals, samples, facts
+
+
+def special_behaviour(run: Callable[[np.ndarray], tuple[np.ndarray, int]], dtype: str) -> str:
+    """What goes wrong at the special inputs, or 'ok'."""
+    x = special_inputs(dtype)
+    got, _ = run(x)
+    want, _ = correctly_rounded(x)
+    problems = []
+    for value, g, w in zip(x.astype(np.float64).tolist(), got.astype(np.float64).tolist(),
+                           want.astype(np.float64).tolist()):
+        if math.isnan(w) != math.isnan(g):
+            problems.append(f"sigmoid({value:g}) = {g:g}")
+        elif not math.isnan(w) and g != w and (g in (0.0, 1.0) or w in (0.0, 1.0)):
+            problems.append(f"sigmoid({value:g}) = {g:g}, want {w:g}")
+    return "ok" if not problems else "; ".join(problems[:4]) + ("; ..." if len(problems) > 4 else "")
+
+
+COLUMNS: tuple[str, ...] = (
+    "backend", "variant", "dtype", "mode", "inputs", "max_ulp", "mean_ulp", "correctly_rounded_fraction",
+    "over_1ulp", "worst_input", "flushed_subnormals", "nan_where_number", "wrong_saturation", "warnings",
+    "special_inputs", "seconds",
+)
+
+
+def run(backend_names: list[str], variants: list[str], dtypes: list[str], exhaustive: bool, seed: int,
+        directory: Any, progress: Callable[[str], None] | None = None) -> list[dict[str, Any]]:
+    """Measure every backend x variant x dtype; write accuracy.csv, accuracy.md and one plot per dtype."""
+    from sigbench import registry
+    from sigbench.errors import UsageError
+    from sigbench.results import atomic_write_text
+
+    for dtype in dtypes:
+        if dtype not in ACCURACY_DTYPES:
+            raise UsageError(f"unknown dtype {dtype!r}; choose from: {', '.join(ACCURACY_DTYPES)}")
+    if exhaustive and "float32" not in dtypes:
+        raise UsageError("--exhaustive applies to float32 (float16 and bfloat16 are always exhaustive); "
+                         "add --dtype float32")
+    backends = {name: registry.load(name) for name in backend_names}
+    offered = {v for b in backends.values() for v in b.sigmoid_variants()}
+    for variant in variants:
+        if variant not in offered:
+            raise UsageError(f"unknown variant {variant!r}; the chosen backends offer: {', '.join(sorted(offered))}")
+    rows: list[dict[str, Any]] = []
+    facts = []
+    samples_by_dtype = {}
+    for dtype in dtypes:
+        cases = []
+        for name, backend in backends.items():
+            for variant, reason in backend.sigmoid_variants().items():
+                if variants and variant not in variants:
+                    continue
+                if reason is None and dtype not in backend.dtypes("cpu"):
+                    reason = f"{name} does not compute in {dtype}"
+                if reason is not None:
+                    rows.append({"backend": name, "variant": variant, "dtype": dtype, "special_inputs": reason,
+                                 "mode": "skipped"})
+                    continue
+                runner = _runner(backend, backend.sigmoid(variant, dtype, "cpu"))
+                cases.append((AccuracyCase(name, variant, dtype), runner))
+        if not cases:
+            continue
+        totals, samples, fact = run_cases(cases, dtype, exhaustive, seed, progress)
+        facts.append(fact)
+        samples_by_dtype[dtype] = samples
+        for case, runner in cases:
+            rows.append({"backend": case.backend, "variant": case.variant, "dtype": dtype, "mode": fact["mode"],
+                         **totals[case].row(), "special_inputs": special_behaviour(runner, dtype),
+                         "seconds": fact["seconds"]})
+    import pandas as pd
+
+    table = pd.DataFrame([{c: r.get(c) for c in COLUMNS} for r in rows], columns=list(COLUMNS))
+    atomic_write_text(directory / "accuracy.csv", table.to_csv(index=False))
+    plots = [plot(directory / f"accuracy-{dtype}.png", samples, dtype) for dtype, samples in samples_by_dtype.items()]
+    atomic_write_text(directory / "accuracy.md", markdown(table, facts, plots))
+    return rows
+
+
+def _runner(backend: Any, fn: Callable[[Any], Any]) -> Callable[[np.ndarray], tuple[np.ndarray, int]]:
+    return lambda x: evaluate(fn, lambda a: backend.from_numpy(a, "cpu"), backend.to_numpy, x)
+
+
+def markdown(table: Any, facts: list[dict[str, Any]], plots: list[Any]) -> str:
+    from sigbench.report import _md_table
+
+    lines = ["# sigbench accuracy", "",
+             "Error of each sigmoid in ULPs of its dtype against the correctly rounded sigmoid (float64 rounded "
+             "once, mpmath where that is too close to call; mpmath alone for float64). `flushed_subnormals`: "
+             "results that should be subnormal but are 0; `wrong_saturation`: 0 or 1 where the true result is a "
+             "normal number; `nan_where_number`: NaN where a number is due.", ""]
+    for fact in facts:
+        lines.append(f"- {fact['dtype']}: {fact['mode']}, {fact['seconds']} s, {fact['mpmath_decided']} inputs "
+                     "decided by mpmath")
+    lines.append("")
+    shown = table.copy()
+    for column in ("mean_ulp", "correctly_rounded_fraction"):
+        shown[column] = shown[column].map(lambda v: "-" if v is None or v != v else f"{v:.4f}")
+    shown["worst_input"] = shown["worst_input"].map(lambda v: "-" if v is None or v != v else f"{v:.9g}")
+    for column in ("inputs", "over_1ulp", "flushed_subnormals", "nan_where_number", "wrong_saturation", "warnings"):
+        shown[column] = shown[column].map(lambda v: "-" if v is None or v != v else f"{int(v):,}")
+    shown["max_ulp"] = shown["max_ulp"].map(lambda v: "-" if v is None or v != v else f"{v:g}")
+    for dtype, group in shown.groupby("dtype", sort=False):
+        lines += [f"## {dtype}", "", _md_table(group.drop(columns=["dtype", "seconds"]).fillna("-")), ""]
+    lines += [f"![{p.stem}]({p.name})" for p in plots]
+    return "\n".join(lines) + "\n"
+
+
+def plot(path: Any, samples: dict[AccuracyCase, tuple[np.ndarray, np.ndarray]], dtype: str) -> Any:
+    from sigbench.plots import _pyplot, _style
+
+    plt = _pyplot()
+    warnings.simplefilter("ignore")  # symlog axes warn on their own transforms
+    backends = list(dict.fromkeys(case.backend for case in samples))
+    fig, axes = plt.subplots(1, len(backends), figsize=(5.5 * len(backends), 4.2), squeeze=False, sharey=True)
+    for ax, backend in zip(axes[0], backends):
+        for case, (x, ulps) in samples.items():
+            if case.backend != backend:
+                continue
+            finite = np.isfinite(x) & np.isfinite(ulps)
+            style = _style(case.backend, case.variant)
+            ax.scatter(x[finite], ulps[finite], s=4, alpha=0.5, marker=style["marker"], label=case.variant)
+        ax.set(xscale="symlog", yscale="symlog", xlabel="x", title=f"{backend}, {dtype}")
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=7, markerscale=3)
+    axes[0][0].set_ylabel("error (ULPs against the correctly rounded sigmoid)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
