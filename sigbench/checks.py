@@ -1,6 +1,9 @@
 """Numerics checks: every backend's output against the float64 reference, in ULPs of the output dtype."""
 from __future__ import annotations
 
+import threading
+import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,7 +17,7 @@ from sigbench.workloads import numpy_dtype
 #: the half-precision types are computed through float32 and rounded once more.
 SIGMOID_ULP_TOLERANCE: dict[str, float] = {"float16": 2, "bfloat16": 2, "float32": 8, "float64": 8}
 
-_INT_FOR_SIZE = {2: np.int16, 4: np.int32, 8: np.int64}
+_INT_FOR_SIZE: dict[int, type[np.signedinteger[Any]]] = {2: np.int16, 4: np.int32, 8: np.int64}
 
 
 def _ordered(a: np.ndarray) -> np.ndarray:
@@ -45,6 +48,27 @@ def ulp_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     distance[nan_a | nan_b] = np.inf
     distance[nan_a & nan_b] = 0.0
     return distance.reshape(a.shape)
+
+
+def call_counting_warnings(call: Callable[[], Any]) -> tuple[Any, int]:
+    """Run ``call``, counting the warnings a user would see, without letting any stop or print.
+
+    NumPy's floating-point errors (overflow, divide, invalid; underflow is silent by default, as here) are
+    counted through ``np.errstate(call=...)``, which is per thread; other Python warnings are counted
+    only on the main thread, since ``warnings.catch_warnings`` is process-wide.
+    """
+    count = [0]
+
+    def on_error(kind: str, flag: int) -> None:
+        count[0] += 1
+
+    with np.errstate(over="call", divide="call", invalid="call", under="ignore", call=on_error):
+        if threading.current_thread() is not threading.main_thread():
+            return call(), count[0]
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            out = call()
+    return out, count[0] + len(caught)
 
 
 def rounded_reference(x: np.ndarray) -> np.ndarray:

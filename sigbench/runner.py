@@ -175,7 +175,9 @@ def plan(options: RunOptions) -> tuple[dict[str, Backend], list[Case], list[dict
                 shapes = ([(s, None) for s in sizes] if workload == "sigmoid"
                           else [(b, h) for h in hiddens for b in batches])
                 reason = offered[variant]
-                if device is None:
+                if workload == "train" and options.dtype not in ("float32", "float64"):
+                    reason = "training runs in float32 and float64"
+                elif device is None:
                     reason = f"{name} has no {options.device} device here"
                 elif options.dtype not in backend.dtypes(device):
                     reason = f"{name} does not compute in {options.dtype} on {device}"
@@ -351,14 +353,17 @@ def run_case(backend: Backend, case: Case, options: RunOptions, timer: TimerConf
 
 def _first_call(call: Callable[[], Any], synchronize: Callable[[], None]) -> tuple[Any, float, int]:
     """The first call alone: its time (tracing and compilation included) and the warnings it raised."""
-    with warnings.catch_warnings(record=True) as caught, np.errstate(all="warn"):
-        warnings.simplefilter("always")
+    from sigbench.checks import call_counting_warnings
+
+    def timed() -> tuple[Any, float]:
         synchronize()
         start = time.perf_counter()
         out = call()
         synchronize()
-        seconds = time.perf_counter() - start
-    return out, seconds, len(caught)
+        return out, time.perf_counter() - start
+
+    (out, seconds), warning_count = call_counting_warnings(timed)
+    return out, seconds, warning_count
 
 
 #: Above this many elements the numerics check reads a sample: the first half (all special inputs

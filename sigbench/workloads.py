@@ -9,6 +9,7 @@ from dataclasses import dataclass, replace
 from typing import NamedTuple
 
 import numpy as np
+import numpy.typing as npt
 
 from sigbench.errors import UsageError
 
@@ -74,7 +75,7 @@ class MLPParams(NamedTuple):
     w2: np.ndarray
     b2: np.ndarray
 
-    def astype(self, dtype: np.dtype | str) -> MLPParams:
+    def astype(self, dtype: npt.DTypeLike) -> MLPParams:
         return MLPParams(*(np.asarray(p, dtype=dtype) for p in self))
 
 

@@ -4,10 +4,9 @@ import mpmath
 import numpy as np
 import pytest
 
+from conftest import BACKENDS, need
 from sigbench import accuracy
 from sigbench.cli import main
-
-from conftest import BACKENDS, need
 
 
 def _mp_round(x: float, bits: int) -> float:

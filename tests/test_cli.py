@@ -256,3 +256,30 @@ def test_interrupted_run_keeps_readable_partial_results(tmp_path, signum, code):
     assert (out / "results.csv").read_text().startswith("workload,")
     assert "Status: interrupted" in (out / "results.md").read_text()
     assert not [p for p in out.iterdir() if p.name.startswith(".")]
+
+
+def test_python_api_rejects_bad_requests_before_running():
+    from sigbench.errors import UsageError
+    from sigbench.runner import RunOptions, plan
+
+    with pytest.raises(UsageError, match="unknown backend 'nope'"):
+        plan(RunOptions(backends=["nope"]))
+    with pytest.raises(UsageError, match="unknown dtype"):
+        plan(RunOptions(dtype="float8"))
+    with pytest.raises(UsageError, match="unknown workload"):
+        plan(RunOptions(workloads=["fft"]))
+    if BACKENDS:
+        with pytest.raises(UsageError, match="choose a smaller --size"):
+            plan(RunOptions(backends=BACKENDS[:1], sizes=[2**52], workloads=["sigmoid"]))
+
+
+def test_half_precision_training_is_a_skipped_row_not_an_error(tmp_path, capsys):
+    if not BACKENDS:
+        pytest.skip("no backend under test")
+    out = tmp_path / "out"
+    code = main(["run", *_backend_args(BACKENDS[:1]), "--dtype", "float16", *TINY, "-o", str(out)])
+    assert code == 0
+    rows = json.loads((out / "results.json").read_text())["rows"]
+    train = [r for r in rows if r["workload"] == "train"]
+    assert train and all(r["status"] == "skipped" and "float32 and float64" in r["message"] for r in train)
+    assert any(r["workload"] == "sigmoid" and r["status"] == "ok" for r in rows)

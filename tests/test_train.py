@@ -137,7 +137,7 @@ def test_check_catches_adam_with_eps_inside_the_square_root(monkeypatch, capsys)
     from sigbench_backends import numpy_backend
 
     def wrong_adam(grads, state, lr, beta1, beta2, eps):
-        count = state.count + 1
+        count = state.steps + 1
         g, m, v = grads, state.mu, state.nu
         m[...] = beta1 * m + (1 - beta1) * g
         v[...] = beta2 * v + (1 - beta2) * g * g

@@ -27,7 +27,7 @@ def _x64(dtype: str) -> contextlib.AbstractContextManager[Any]:
         return contextlib.nullcontext()
     if hasattr(jax, "enable_x64"):
         return jax.enable_x64(True)
-    from jax.experimental import enable_x64
+    from jax.experimental import enable_x64  # type: ignore[attr-defined]  # jax < 0.7
 
     return enable_x64()
 

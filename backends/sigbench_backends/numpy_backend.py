@@ -124,10 +124,8 @@ def sigmoid_accurate(x: np.ndarray) -> np.ndarray:
     float64, rounded once (never through a flushing path, so subnormal results stay subnormal)."""
     if x.dtype == np.float64:
         return sigmoid_stable(x)
-    wide = x.astype(np.float64)
-    z = np.exp(-np.abs(wide))
-    r = 1 / (1 + z)
-    return np.where(wide >= 0, r, z * r).astype(x.dtype)
+    with np.errstate(invalid="ignore"):  # NaN inputs stay NaN, quietly
+        return sigmoid_stable(x.astype(np.float64)).astype(x.dtype)
 
 
 def sigmoid_builtin(x: np.ndarray) -> np.ndarray:
@@ -195,7 +193,7 @@ def _sigmoid_into(x: np.ndarray, out: np.ndarray) -> None:
 class AdamState(NamedTuple):
     """optax-like Adam state. The moments are buffers the update rewrites in place."""
 
-    count: int
+    steps: int
     mu: np.ndarray
     nu: np.ndarray
 
@@ -211,7 +209,7 @@ def adam_update(
 
     Works on one flat array holding every parameter: a dozen ufunc calls per step, whatever the network.
     """
-    count = state.count + 1
+    count = state.steps + 1
     step_size = lr / (1 - beta1**count)
     root_bc2 = np.sqrt(1 - beta2**count)
     g, m, v = grads, state.mu, state.nu
@@ -317,4 +315,4 @@ class NumpyTrainSession:
 
     def optimizer_state(self) -> tuple[int, MLPParams, MLPParams]:
         like = self._params
-        return self._opt.count, _views(self._opt.mu.copy(), like), _views(self._opt.nu.copy(), like)
+        return self._opt.steps, _views(self._opt.mu.copy(), like), _views(self._opt.nu.copy(), like)

@@ -21,7 +21,7 @@ class TorchBackend:
     extra = "torch"
 
     def versions(self) -> dict[str, str]:
-        found = {"torch": torch.__version__}
+        found = {"torch": str(torch.__version__)}
         if torch.cuda.is_available():
             found["cuda"] = str(torch.version.cuda)
         return found
