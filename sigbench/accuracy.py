@@ -300,7 +300,7 @@ def run(backend_names: list[str], variants: list[str], dtypes: list[str], exhaus
     if exhaustive and "float32" not in dtypes:
         raise UsageError("--exhaustive applies to float32 (float16 and bfloat16 are always exhaustive); "
                          "add --dtype float32")
-    backends = {name: registry.load(name) for name in backend_names}
+    backends = registry.load_all(backend_names)
     offered = {v for b in backends.values() for v in b.sigmoid_variants()}
     for variant in variants:
         if variant not in offered:

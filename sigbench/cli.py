@@ -275,7 +275,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from sigbench import registry
 
     names = args.backend or registry.installed_names()
-    backends = {name: registry.load(name) for name in names}
+    backends = registry.load_all(names)
     x = np.array([-2.0, -1.0, 0.0, 1.0, 2.0])
     print(f"input:  {np.array2string(x, precision=8, floatmode='fixed')}")
     for name, backend in backends.items():

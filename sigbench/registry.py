@@ -108,18 +108,17 @@ def load(name: str) -> Backend:
     return backend
 
 
-def load_plugins_safely(requested: list[str]) -> list[str]:
-    """Of ``requested``, those that load; a failing plugin is skipped with a warning."""
-    loaded = []
-    for name in requested:
+def load_all(requested: list[str]) -> dict[str, Backend]:
+    """The backends named (duplicates dropped). A built-in that fails raises; a failing third-party plugin
+    is skipped with a warning, so one broken package cannot take sigbench down."""
+    loaded: dict[str, Backend] = {}
+    for name in dict.fromkeys(requested):
         try:
-            load(name)
+            loaded[name] = load(name)
         except UsageError:
             raise
-        except Exception as error:  # a third-party plugin must not take sigbench down
+        except Exception as error:
             if name in BUILTIN:
                 raise
             warnings.warn(f"sigbench: backend plugin {name!r} failed to load: {error}", stacklevel=2)
-            continue
-        loaded.append(name)
     return loaded

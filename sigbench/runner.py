@@ -143,7 +143,7 @@ def plan(options: RunOptions) -> tuple[dict[str, Backend], list[Case], list[dict
         registry.get_spec(name)  # unknown names first, with the list of known ones
     if options.threads is not None:
         configure_xla_threads(options.threads)
-    backends = {name: registry.load(name) for name in dict.fromkeys(names)}
+    backends = registry.load_all(names)
 
     devices = {name: resolve_device(b, options.device) for name, b in backends.items()}
     if options.device != "cpu" and not any(devices.values()):
