@@ -30,7 +30,7 @@ def test_sigmoid(benchmark, backend, variant, size):
     benchmark(call)
 
 
-@pytest.mark.parametrize("variant", ["handwritten", "eager", "foreach", "fused", "jit"])
+@pytest.mark.parametrize("variant", ["handwritten", "eager", "foreach", "fused", "manual", "jit"])
 def test_train_step(benchmark, backend, variant):
     offered = backend.train_variants()
     if variant not in offered or offered[variant]:
