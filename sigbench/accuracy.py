@@ -202,12 +202,6 @@ def measure_errors(got: np.ndarray, want: np.ndarray, x: np.ndarray, warning_cou
     )
 
 
-def evaluate(fn: Callable[[Any], Any], to_backend: Callable[[np.ndarray], Any],
-             to_numpy: Callable[[Any], np.ndarray], x: np.ndarray) -> tuple[np.ndarray, int]:
-    """Run a sigmoid on NumPy inputs, counting the warnings it raises (they never stop the run)."""
-    return call_counting_warnings(lambda: np.array(to_numpy(fn(to_backend(x))), copy=True))
-
-
 @dataclass(frozen=True)
 class AccuracyCase:
     backend: str
@@ -341,7 +335,9 @@ def run(backend_names: list[str], variants: list[str], dtypes: list[str], exhaus
 
 
 def _runner(backend: Any, fn: Callable[[Any], Any]) -> Callable[[np.ndarray], tuple[np.ndarray, int]]:
-    return lambda x: evaluate(fn, lambda a: backend.from_numpy(a, "cpu"), backend.to_numpy, x)
+    """A sigmoid on NumPy inputs and outputs, counting the warnings it raises (they never stop the run)."""
+    return lambda x: call_counting_warnings(
+        lambda: np.array(backend.to_numpy(fn(backend.from_numpy(x, "cpu"))), copy=True))
 
 
 def markdown(table: Any, facts: list[dict[str, Any]], plots: list[Any]) -> str:

@@ -35,15 +35,12 @@ def ulp_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     a, b = np.asarray(a), np.asarray(b)
     if a.dtype != b.dtype:
         raise TypeError(f"ulp_distance needs one dtype, got {a.dtype} and {b.dtype}")
-    if a.dtype.itemsize < 8:  # the ordered integers and their difference fit in int64: one cheap pass
-        distance = np.abs(_ordered(a) - _ordered(b)).astype(np.float64).reshape(-1)
-        nan_a, nan_b = np.isnan(a).reshape(-1), np.isnan(b).reshape(-1)
-        distance[nan_a | nan_b] = np.inf
-        distance[nan_a & nan_b] = 0.0
-        return distance.reshape(a.shape)
     oa, ob = _ordered(a).reshape(-1), _ordered(b).reshape(-1)
-    ua, ub = oa.view(np.uint64), ob.view(np.uint64)
-    distance = np.where(oa >= ob, ua - ub, ub - ua).astype(np.float64)  # exact: wraps in uint64
+    if a.dtype.itemsize < 8:  # the ordered integers and their difference fit in int64: one cheap pass
+        distance = np.abs(oa - ob).astype(np.float64)
+    else:
+        ua, ub = oa.view(np.uint64), ob.view(np.uint64)
+        distance = np.where(oa >= ob, ua - ub, ub - ua).astype(np.float64)  # exact: wraps in uint64
     nan_a, nan_b = np.isnan(a).reshape(-1), np.isnan(b).reshape(-1)
     distance[nan_a | nan_b] = np.inf
     distance[nan_a & nan_b] = 0.0

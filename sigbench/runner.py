@@ -13,6 +13,7 @@ import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -294,7 +295,7 @@ def execute(options: RunOptions, progress: Callable[[str], None] | None = None) 
             if status == "running":  # an unexpected error: keep the rows, then let it surface
                 status = "failed"
             results.write(directory, rows, meta, status, options.formats)
-    _input_cache.clear()
+    _cached_input.cache_clear()
     if status == "complete" and "png" in options.formats:
         from sigbench import plots
 
@@ -375,22 +376,17 @@ def _check_sample(got: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarra
     if x.size <= CHECK_MAX_ELEMENTS:
         return got, x
     half = CHECK_MAX_ELEMENTS // 2
-    picks = np.random.default_rng(x.size).choice(np.arange(half, x.size), size=half, replace=False)
+    picks = half + np.random.default_rng(x.size).choice(x.size - half, size=half, replace=False)
     index = np.concatenate([np.arange(half), np.sort(picks)])
     return got.reshape(-1)[index], x.reshape(-1)[index]
 
 
-_input_cache: dict[tuple[int, str, int], np.ndarray] = {}
-
-
+@lru_cache(maxsize=1)
 def _cached_input(size: int, dtype: str, seed: int) -> np.ndarray:
     """The sigmoid input, kept for the next case of the same size (cases run size by size)."""
-    key = (size, dtype, seed)
-    if key not in _input_cache:
-        _input_cache.clear()
-        _input_cache[key] = sigmoid_input(size, dtype, seed)
-        _input_cache[key].setflags(write=False)
-    return _input_cache[key]
+    x = sigmoid_input(size, dtype, seed)
+    x.setflags(write=False)
+    return x
 
 
 def _sigmoid_case(backend: Backend, case: Case, options: RunOptions, timer: TimerConfig,
