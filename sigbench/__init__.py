@@ -7,6 +7,6 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 #: Version of the results files (CSV/JSON) this sigbench writes and reads.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 __all__ = ["__version__", "SCHEMA_VERSION"]

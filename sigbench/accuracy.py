@@ -213,7 +213,7 @@ def run_cases(cases: list[tuple[AccuracyCase, Callable[[np.ndarray], tuple[np.nd
               exhaustive: bool, seed: int, progress: Callable[[str], None] | None = None,
               ) -> tuple[dict[AccuracyCase, Totals], dict[AccuracyCase, tuple[np.ndarray, np.ndarray]], dict[str, Any]]:
     """Totals per case, a sample of (x, ulp error) per case for plotting, and facts about the reference."""
-    from sigbench.runner import progress_line
+    from sigbench.progress import progress_line
 
     if dtype in ("float16", "bfloat16"):
         batches: Iterator[np.ndarray] = iter([all_inputs(dtype)])

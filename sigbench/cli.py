@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import sigbench
-from sigbench.errors import UsageError
+from sigbench.errors import Interrupted, UsageError
 from sigbench.interface import DTYPES, SIGMOID_VARIANT_HELP, WORKLOADS
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -115,38 +115,20 @@ def build_parser() -> argparse.ArgumentParser:
         "examples:\n  sigbench run --quick\n  sigbench run -b numpy -b torch --size 2^20 --size 2^24\n"
         "  sigbench run --workload train --batch 32 --batch 1024 --hidden 128 --hidden 1024",
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    _add_backend_option(run)
-    run.add_argument("--variant", "-v", action="append", default=[], metavar="NAME",
-                     help="variant to run (repeat; default: all)")
-    run.add_argument("--workload", "-w", action="append", default=[], metavar="NAME",
-                     help=f"one of {', '.join(WORKLOADS)} (repeat; default: both)")
-    run.add_argument("--size", "-n", action="append", default=[], type=positive_int, metavar="N",
-                     help="sigmoid input length, e.g. 4096 or 2^20 (repeat; default: 2^10, 2^12, ... 2^24)")
-    run.add_argument("--batch", action="append", default=[], type=positive_int, metavar="N",
-                     help="training batch size (repeat; default 32)")
-    run.add_argument("--hidden", action="append", default=[], type=positive_int, metavar="N",
-                     help="training hidden width (repeat; default 128)")
-    run.add_argument("--dtype", default="float32", metavar="NAME", help=f"one of {', '.join(DTYPES)}")
-    run.add_argument("--device", default="cpu", metavar="NAME", help="cpu, or cuda / gpu for the GPU")
-    preset = run.add_mutually_exclusive_group()
-    preset.add_argument("--quick", dest="preset", action="store_const", const="quick",
-                        help="a smoke run: few sizes, short timing (seconds per backend)")
-    preset.add_argument("--rigorous", dest="preset", action="store_const", const="rigorous",
-                        help="long timing for tight confidence intervals")
-    run.add_argument("--min-time", type=positive_float, metavar="S", help="sample each case at least S seconds")
-    run.add_argument("--max-time", type=positive_float, metavar="S", help="sample each case at most S seconds")
-    run.add_argument("--threads", type=positive_int, metavar="N", help="CPU threads for every backend "
-                     "(default: all cores)")
-    run.add_argument("--seed", type=non_negative_int, default=0, metavar="S", help="seed of every input (default 0)")
-    run.add_argument("--output-dir", "-o", type=Path, metavar="DIR",
-                     help="where to write (default: a new folder reports/run-<time>)")
-    run.add_argument("--force", action="store_true", help="write into a non-empty --output-dir")
-    run.add_argument("--format", type=formats, default=("csv", "md", "png"), metavar="LIST",
-                     help="files to write besides results.json: any of csv,md,png (default all)")
-    run.add_argument("--quiet", "-q", action="store_true",
-                     help="no progress bar (there is none either when stderr is not a terminal)")
-    run.add_argument("--json", action="store_true", help="print the results JSON to stdout instead of the table")
+    _add_run_options(run)
     run.set_defaults(handler=cmd_run, preset="default")
+
+    aa = commands.add_parser(
+        "aa", help="A/A test: the same run twice, then compare: this machine's false-alarm rate",
+        description="Run the same benchmark twice, one run after the other, into DIR/a and DIR/b, then compare "
+                    "them. Nothing changed between the two, so every case compare flags beyond the threshold is a "
+                    "false alarm. Writes DIR/aa.md; exit 1 when more than 1% of the cases are flagged.",
+        epilog="examples:\n  sigbench aa\n  sigbench aa --processes 5 -b jax -w sigmoid",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    _add_run_options(aa)
+    aa.add_argument("--threshold", type=percentage, default=0.05, metavar="P",
+                    help="the change compare flags, e.g. 5%% (default)")
+    aa.set_defaults(handler=cmd_aa, preset="default")
 
     demo = commands.add_parser("demo", help="the tutorial's first example: sigmoid of [-2, -1, 0, 1, 2]",
                                description="Print the sigmoid of [-2, -1, 0, 1, 2] in each backend.",
@@ -230,6 +212,54 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _add_run_options(parser: argparse.ArgumentParser) -> None:
+    _add_backend_option(parser)
+    parser.add_argument("--variant", "-v", action="append", default=[], metavar="NAME",
+                        help="variant to run (repeat; default: all)")
+    parser.add_argument("--workload", "-w", action="append", default=[], metavar="NAME",
+                        help=f"one of {', '.join(WORKLOADS)} (repeat; default: both)")
+    parser.add_argument("--size", "-n", action="append", default=[], type=positive_int, metavar="N",
+                        help="sigmoid input length, e.g. 4096 or 2^20 (repeat; default: 2^10, 2^12, ... 2^24)")
+    parser.add_argument("--batch", action="append", default=[], type=positive_int, metavar="N",
+                        help="training batch size (repeat; default 32)")
+    parser.add_argument("--hidden", action="append", default=[], type=positive_int, metavar="N",
+                        help="training hidden width (repeat; default 128)")
+    parser.add_argument("--dtype", default="float32", metavar="NAME", help=f"one of {', '.join(DTYPES)}")
+    parser.add_argument("--device", default="cpu", metavar="NAME", help="cpu, or cuda / gpu for the GPU")
+    preset = parser.add_mutually_exclusive_group()
+    preset.add_argument("--quick", dest="preset", action="store_const", const="quick",
+                        help="a smoke run: few sizes, short timing (seconds per backend)")
+    preset.add_argument("--rigorous", dest="preset", action="store_const", const="rigorous",
+                        help="long timing for tight confidence intervals")
+    parser.add_argument("--min-time", type=positive_float, metavar="S", help="sample each case at least S seconds")
+    parser.add_argument("--max-time", type=positive_float, metavar="S", help="sample each case at most S seconds")
+    parser.add_argument("--threads", type=positive_int, metavar="N", help="CPU threads for every backend "
+                        "(default: all cores)")
+    parser.add_argument("--seed", type=non_negative_int, default=0, metavar="S", help="seed of every input (default 0)")
+    parser.add_argument("--output-dir", "-o", type=Path, metavar="DIR",
+                        help="where to write (default: a new folder reports/run-<time>)")
+    parser.add_argument("--force", action="store_true", help="write into a non-empty --output-dir")
+    parser.add_argument("--format", type=formats, default=("csv", "md", "png"), metavar="LIST",
+                        help="files to write besides results.json: any of csv,md,png (default all)")
+    parser.add_argument("--quiet", "-q", action="store_true",
+                        help="no progress bar (there is none either when stderr is not a terminal)")
+    parser.add_argument("--json", action="store_true", help="print the results JSON to stdout instead of the table")
+    _add_execution_options(parser)
+
+
+def _add_execution_options(parser: argparse.ArgumentParser) -> None:
+    from sigbench.plan import DEFAULT_CASE_TIMEOUT_S, PROCESSES
+
+    parser.add_argument("--processes", "-k", type=positive_int, metavar="K",
+                        help="measure each case in K worker processes, one after another (default: "
+                        + ", ".join(f"{k} with {'the default preset' if p == 'default' else '--' + p}"
+                                    for p, k in PROCESSES.items()) + ")")
+    parser.add_argument("--in-process", action="store_true",
+                        help="run every case in this process, without workers (debugging; one process)")
+    parser.add_argument("--case-timeout", type=positive_float, default=DEFAULT_CASE_TIMEOUT_S, metavar="S",
+                        help=f"kill a case (and its worker) after S seconds (default {DEFAULT_CASE_TIMEOUT_S:g})")
+
+
 def _add_train_shape(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dtype", default="float32", metavar="NAME", help="float32 (default) or float64")
     parser.add_argument("--device", default="cpu", metavar="NAME", help="cpu, or cuda / gpu")
@@ -242,17 +272,25 @@ def _add_train_shape(parser: argparse.ArgumentParser) -> None:
 # --- commands --------------------------------------------------------------------------------
 
 
-def cmd_run(args: argparse.Namespace) -> int:
-    from sigbench import results, runner
+def run_options(args: argparse.Namespace, output_dir: Path | None = None) -> Any:
+    """The ``RunOptions`` of a ``run``-style command line."""
+    from sigbench.plan import RunOptions
 
-    options = runner.RunOptions(
+    return RunOptions(
         backends=args.backend, variants=args.variant, workloads=args.workload or list(WORKLOADS),
         sizes=args.size, dtype=args.dtype, device=args.device, preset=args.preset,
         min_time_s=args.min_time, max_time_s=args.max_time, threads=args.threads, seed=args.seed,
-        batches=args.batch, hiddens=args.hidden, output_dir=args.output_dir, force=args.force,
-        formats=args.format,
+        batches=args.batch, hiddens=args.hidden, output_dir=output_dir or args.output_dir, force=args.force,
+        formats=args.format, processes=args.processes, in_process=args.in_process,
+        case_timeout_s=args.case_timeout,
     )
-    outcome = runner.execute(options, runner.progress_printer(args.quiet))
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from sigbench import progress, results, runner
+
+    with progress.bar("sigbench run", quiet=args.quiet or args.json) as show:
+        outcome = runner.execute(run_options(args), show)
     directory = outcome.directory
     if args.json:
         print((directory / results.RESULTS_JSON).read_text(encoding="utf-8"))
@@ -266,6 +304,19 @@ def cmd_run(args: argparse.Namespace) -> int:
     else:
         verdict = "all numerics checks passed" if outcome.exit_code == 0 else "SOME CASES FAILED (see above)"
         print(f"sigbench: {verdict}; results in {directory}/", file=sys.stderr)
+    return outcome.exit_code
+
+
+def cmd_aa(args: argparse.Namespace) -> int:
+    from sigbench import compare, progress, results
+
+    directory = results.prepare_output_dir(args.output_dir, args.force)
+    with progress.bar("sigbench aa", quiet=args.quiet or args.json) as show:
+        outcome = compare.aa_test(run_options(args, directory), directory, args.threshold, show)
+    print(outcome.text)
+    print(f"sigbench aa: {len(outcome.flagged)} of {len(outcome.rows)} cases flagged beyond {args.threshold:.0%} "
+          f"({outcome.rate:.1%}; goal at most {compare.AA_GOAL:.0%}); runs and aa.md in {directory}/",
+          file=sys.stderr)
     return outcome.exit_code
 
 
@@ -315,7 +366,7 @@ def _train_config(args: argparse.Namespace) -> Any:
 
 
 def _train_backend(name: str, variant: str | None, dtype: str, device: str) -> tuple[Any, str, str]:
-    from sigbench import registry, runner
+    from sigbench import plan, registry
 
     backend = registry.load(name)
     offered = backend.train_variants()
@@ -324,9 +375,9 @@ def _train_backend(name: str, variant: str | None, dtype: str, device: str) -> t
         raise UsageError(f"unknown training variant {variant!r} for {name}; choose from: {', '.join(offered)}")
     if offered[variant]:
         raise UsageError(f"{name}/{variant} is unavailable: {offered[variant]}")
-    if device not in runner.DEVICES:
-        raise UsageError(f"unknown device {device!r}; choose from: {', '.join(runner.DEVICES)}")
-    resolved = runner.resolve_device(backend, device)
+    if device not in plan.DEVICES:
+        raise UsageError(f"unknown device {device!r}; choose from: {', '.join(plan.DEVICES)}")
+    resolved = plan.resolve_device(backend.devices(), device)
     if resolved is None:
         raise UsageError(f"--device {device}: {name} finds no GPU on this machine; use --device cpu")
     if dtype not in backend.dtypes(resolved):
@@ -347,8 +398,9 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from sigbench import registry, runner
+    from sigbench import plan, registry
     from sigbench.checks import train_verdict
+    from sigbench.worker import train_check
     from sigbench.workloads import train_start
 
     config = _train_config(args)
@@ -367,12 +419,12 @@ def cmd_check(args: argparse.Namespace) -> int:
             if reason:
                 print(f"{name + '/' + variant:22} skipped: {reason}")
                 continue
-            if runner.resolve_device(backend, args.device) is None:
+            if plan.resolve_device(backend.devices(), args.device) is None:
                 print(f"{name + '/' + variant:22} skipped: no {args.device} device")
                 continue
             backend, variant, device = _train_backend(name, variant, config.dtype, args.device)
             session = backend.train_session(variant, start, device)
-            _, diffs = runner.train_check(session, start, args.steps, lambda: backend.synchronize(device))
+            _, diffs = train_check(session, start, args.steps, lambda: backend.synchronize(device))
             for d in diffs:
                 print(f"{name + '/' + variant:22} {d.step:>4} {d.loss:>10.6f} {d.loss_abs_diff:>10.2e} "
                       f"{d.param_abs_diff:>10.2e} {d.param_rel_diff:>11.2e} {d.excess:>16.2e} {d.noise_level:>11}")
@@ -390,27 +442,25 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_accuracy(args: argparse.Namespace) -> int:
-    from sigbench import accuracy, registry, runner
+    from sigbench import accuracy, progress, registry, results
 
     names = args.backend or registry.installed_names()
     for name in names:
         registry.get_spec(name)
     dtypes = args.dtype or list(accuracy.ACCURACY_DTYPES)
-    directory = (runner.prepare_output_dir(args.output_dir, args.force) if args.output_dir
-                 else runner.new_run_dir(Path("reports")))
+    directory = results.prepare_output_dir(args.output_dir, args.force)
     accuracy.run(names, args.variant, dtypes, args.exhaustive, args.seed, directory,
-                 runner.progress_printer(args.quiet))
+                 progress.progress_printer(args.quiet))
     print((directory / "accuracy.md").read_text(encoding="utf-8"))
     print(f"sigbench: accuracy written to {directory}/", file=sys.stderr)
     return EXIT_OK
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from sigbench import plots, report, results, runner
+    from sigbench import plots, report, results
 
     documents = [results.load(path) for path in args.paths]
-    directory = runner.prepare_output_dir(args.output_dir, args.force) if args.output_dir else runner.new_run_dir(
-        Path("reports"))
+    directory = results.prepare_output_dir(args.output_dir, args.force)
     rows = [row for document in documents for row in document["rows"]]
     meta = documents[0].get("metadata", {}) if len(documents) == 1 else {}
     plots.write_all(directory, rows, meta)
@@ -436,5 +486,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("sigbench: interrupted", file=sys.stderr)
         return 130
+    except Interrupted as stop:
+        print("sigbench: interrupted", file=sys.stderr)
+        return stop.exit_code
     except BrokenPipeError:
         return EXIT_OK

@@ -1,16 +1,28 @@
-"""``sigbench compare BASE NEW``: per-case time ratios with confidence intervals and a significance test."""
+"""``sigbench compare BASE NEW``: per-case time ratios, judged against the noise between processes.
+
+Each run's estimate is resampled the way it was measured (processes, then each process's samples: the
+hierarchical bootstrap of ``stats``), so a difference counts only when it stands out from the variance
+between worker processes, not just within one. ``aa_test`` runs the same benchmark twice to show a
+machine's false-alarm rate.
+"""
 from __future__ import annotations
 
 import math
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sigbench.results import KEY_COLUMNS, atomic_write_text, load
-from sigbench.stats import mann_whitney_u, ratio_ci
+from sigbench.errors import Interrupted
+from sigbench.results import atomic_write_text, load
+from sigbench.schema import KEY_COLUMNS
+from sigbench.stats import ratio_ci
 
-#: p-value under which a difference counts as real.
-SIGNIFICANCE = 0.01
+#: Confidence level of the ratio's interval; a verdict beyond the threshold needs the whole interval there.
+LEVEL = 0.95
+#: The false-alarm rate an A/A test should stay under on a machine fit for comparisons.
+AA_GOAL = 0.01
 
 _MACHINE_KEYS = ("hostname", "cpu", "cpu_count")
 
@@ -19,37 +31,51 @@ def _key(row: dict[str, Any]) -> tuple[Any, ...]:
     return tuple(row.get(c) for c in KEY_COLUMNS)
 
 
+def process_samples(row: dict[str, Any]) -> list[list[float]]:
+    """A row's raw samples per process (``process_samples_s``)."""
+    return [list(s) for s in row.get("process_samples_s") or [] if len(s)]
+
+
+def verdict(low: float, high: float, threshold: float) -> str:
+    """SLOWER / FASTER when the whole interval of new/base lies beyond the threshold; lower-case when it
+    only excludes 1; ``same`` otherwise."""
+    if low > 1 + threshold:
+        return "SLOWER"
+    if high < 1 / (1 + threshold):
+        return "FASTER"
+    if low > 1:
+        return "slower (within threshold)"
+    if high < 1:
+        return "faster (within threshold)"
+    return "same"
+
+
 def compare_rows(base_rows: list[dict[str, Any]], new_rows: list[dict[str, Any]],
                  threshold: float) -> list[dict[str, Any]]:
-    """One verdict per case present and timed in both: faster, slower, same, or slower-beyond-threshold."""
+    """One verdict per case present and timed in both runs."""
     base = {_key(r): r for r in base_rows if r.get("status") == "ok"}
     out = []
     for row in new_rows:
         if row.get("status") != "ok" or _key(row) not in base:
             continue
         old = base[_key(row)]
-        old_samples, new_samples = old.get("samples_s") or [], row.get("samples_s") or []
-        if len(old_samples) >= 3 and len(new_samples) >= 3:
-            ratio, low, high = ratio_ci(old_samples, new_samples)
-            _, p_value = mann_whitney_u(old_samples, new_samples)
-            significant = p_value < SIGNIFICANCE
-        else:  # no raw samples: fall back on the medians' confidence intervals not overlapping
+        old_samples, new_samples = process_samples(old), process_samples(row)
+        if sum(map(len, old_samples)) >= 3 and sum(map(len, new_samples)) >= 3:
+            ratio, low, high, p_value = ratio_ci(old_samples, new_samples, LEVEL)
+        else:  # no raw samples: the medians' own intervals bound the ratio
             ratio = row["median_s"] / old["median_s"]
             low, high = row["ci_low_s"] / old["ci_high_s"], row["ci_high_s"] / old["ci_low_s"]
             p_value = math.nan
-            significant = row["ci_low_s"] > old["ci_high_s"] or row["ci_high_s"] < old["ci_low_s"]
-        if significant and ratio > 1 + threshold:
-            verdict = "SLOWER"
-        elif significant and ratio > 1:
-            verdict = "slower (within threshold)"
-        elif significant and ratio < 1:
-            verdict = "faster"
-        else:
-            verdict = "same"
         out.append({**{c: row.get(c) for c in KEY_COLUMNS}, "base_median_s": old["median_s"],
                     "new_median_s": row["median_s"], "ratio": ratio, "ci_low": low, "ci_high": high,
-                    "p_value": p_value, "verdict": verdict})
+                    "p_value": p_value, "verdict": verdict(low, high, threshold),
+                    "processes": f"{len(old_samples)}/{len(new_samples)}"})
     return out
+
+
+def flagged(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The cases whose change is significant beyond the threshold, either way."""
+    return [r for r in rows if r["verdict"] in ("SLOWER", "FASTER")]
 
 
 def environment_warnings(base: dict[str, Any], new: dict[str, Any]) -> list[str]:
@@ -67,14 +93,16 @@ def environment_warnings(base: dict[str, Any], new: dict[str, Any]) -> list[str]
 def markdown(rows: list[dict[str, Any]], warnings: list[str], threshold: float) -> str:
     lines = ["# sigbench compare", ""]
     lines += [f"> warning: {w}" for w in warnings] + ([""] if warnings else [])
-    lines += ["| case | base | new | new/base (95% CI) | p | verdict |", "|---|---|---|---|---|---|"]
+    lines += ["| case | base | new | new/base (95% CI) | p | processes | verdict |",
+              "|---|---|---|---|---|---|---|"]
     from sigbench.report import format_seconds
 
     for r in rows:
         case = f"{r['workload']} {r['backend']}/{r['variant']} {r['dtype']} {r['device']} {r['size']:,}"
         p = "-" if math.isnan(r["p_value"]) else f"{r['p_value']:.2g}"
         lines.append(f"| {case} | {format_seconds(r['base_median_s'])} | {format_seconds(r['new_median_s'])} | "
-                     f"{r['ratio']:.3f} ({r['ci_low']:.3f}-{r['ci_high']:.3f}) | {p} | {r['verdict']} |")
+                     f"{r['ratio']:.3f} ({r['ci_low']:.3f}-{r['ci_high']:.3f}) | {p} | {r['processes']} | "
+                     f"{r['verdict']} |")
     lines += ["", "Geometric mean of new/base per backend:", ""]
     by_backend: dict[str, list[float]] = {}
     for r in rows:
@@ -82,8 +110,10 @@ def markdown(rows: list[dict[str, Any]], warnings: list[str], threshold: float) 
     for backend, logs in by_backend.items():
         lines.append(f"- {backend}: {math.exp(sum(logs) / len(logs)):.3f} over {len(logs)} cases")
     slower = sum(r["verdict"] == "SLOWER" for r in rows)
-    lines += ["", f"{slower} case(s) significantly slower by more than {threshold:.0%} "
-              f"(Mann-Whitney U, p < {SIGNIFICANCE})."]
+    faster = sum(r["verdict"] == "FASTER" for r in rows)
+    lines += ["", f"{slower} case(s) SLOWER and {faster} FASTER by more than {threshold:.0%}: the whole "
+              f"{LEVEL:.0%} interval of new/base (hierarchical bootstrap over processes, then samples) lies "
+              "beyond the threshold."]
     return "\n".join(lines) + "\n"
 
 
@@ -101,3 +131,42 @@ def main(base_path: Path, new_path: Path, threshold: float, output: Path | None)
     if output is not None:
         atomic_write_text(output, text)
     return 1 if any(r["verdict"] == "SLOWER" for r in rows) else 0
+
+
+@dataclass
+class AAOutcome:
+    rows: list[dict[str, Any]]
+    flagged: list[dict[str, Any]]
+    rate: float
+    text: str
+    exit_code: int
+
+
+def aa_test(options: Any, directory: Path, threshold: float,
+            progress: Callable[[int, int, str], None] | None = None) -> AAOutcome:
+    """Run ``options`` twice, one run after the other, into DIR/a and DIR/b, and compare the two.
+
+    Nothing changes between the runs, so whatever compare flags beyond the threshold is a false alarm:
+    the share of such cases is this machine's false-alarm rate under this many processes.
+    """
+    from dataclasses import replace
+
+    from sigbench import runner
+
+    outcomes = []
+    for name in ("a", "b"):
+        run_options = replace(options, output_dir=directory / name, force=True)
+        outcomes.append(runner.execute(run_options, progress))
+        if outcomes[-1].status != "complete":
+            raise Interrupted(outcomes[-1].exit_code or 130)
+    base, new = (load(o.directory) for o in outcomes)
+    rows = compare_rows(base["rows"], new["rows"], threshold)
+    alarms = flagged(rows)
+    rate = len(alarms) / len(rows) if rows else 0.0
+    text = markdown(rows, environment_warnings(base, new), threshold).replace(
+        "# sigbench compare", "# sigbench aa: the same run twice", 1)
+    text += (f"\nA/A false-alarm rate: {len(alarms)} of {len(rows)} cases ({rate:.1%}) flagged beyond "
+             f"{threshold:.0%}, with {options.process_count()} process(es) per case; the goal is at most "
+             f"{AA_GOAL:.0%}.\n")
+    atomic_write_text(directory / "aa.md", text)
+    return AAOutcome(rows, alarms, rate, text, 1 if rate > AA_GOAL else 0)

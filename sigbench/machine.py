@@ -1,4 +1,4 @@
-"""The machine a run happened on: versions, CPU, threads, environment, and its measured copy bandwidth."""
+"""The machine a run happens on: versions, CPU, threads, environment, memory available and used."""
 from __future__ import annotations
 
 import os
@@ -38,6 +38,48 @@ def available_memory_bytes() -> int | None:
     except (OSError, ValueError):
         pass
     return None
+
+
+def _status_kib(field: str) -> int | None:
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def _trim_heap() -> None:
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc.malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
+def reset_peak_rss() -> int | None:
+    """Reset this process's resident-memory high-water mark (Linux); return the resident bytes now.
+
+    Writing 5 to /proc/self/clear_refs sets VmHWM to the current VmRSS. Free heap memory is handed back
+    first (glibc's malloc_trim), so memory released during the case cannot hide part of its peak. None
+    where that is not possible, so a peak is left empty rather than wrong.
+    """
+    _trim_heap()
+    try:
+        with open("/proc/self/clear_refs", "w") as handle:
+            handle.write("5")
+    except OSError:
+        return None
+    return _status_kib("VmRSS")
+
+
+def peak_rss_bytes() -> int | None:
+    """This process's resident-memory high-water mark (VmHWM) in bytes, or None where unknown."""
+    return _status_kib("VmHWM")
 
 
 def git_commit(path: Path) -> str | None:

@@ -8,7 +8,7 @@ import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sigbench.results import COLUMNS
+from sigbench.schema import COLUMNS
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -1,7 +1,8 @@
 """Results files: one row per case, written atomically after every case, and read back with checks.
 
-``results.json`` holds the rows (with raw samples), the run's metadata and its status; ``results.csv``
-the same rows without samples; ``results.md`` the human report.
+``results.json`` holds the rows (with every process's raw samples), the run's metadata and its status;
+``results.csv`` the same rows without samples; ``results.md`` the human report. Also the run folder:
+a new one under reports/, or one the user names, never overwriting what a user made.
 """
 from __future__ import annotations
 
@@ -10,27 +11,51 @@ import json
 import math
 import os
 import tempfile
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import sigbench
 from sigbench.errors import UsageError
-from sigbench.stats import FIELDS as STAT_FIELDS
-
-#: What identifies a case; two runs are compared on these.
-KEY_COLUMNS: tuple[str, ...] = ("workload", "backend", "variant", "device", "dtype", "size", "hidden")
-
-#: Every column of results.csv, in order.
-COLUMNS: tuple[str, ...] = (
-    *KEY_COLUMNS, "batch", "status", "check_passed", "max_error", "error_unit", "max_ulp",
-    "max_abs_error", "flushed_subnormals", "warnings", "first_call_s", *STAT_FIELDS,
-    "loops_per_sample", "timer_overhead_s", "gbps", "bandwidth_fraction", "gflops", "seed", "threads",
-    "machine", "message",
-)
+from sigbench.schema import KEY_COLUMNS
 
 RESULTS_JSON = "results.json"
 RESULTS_CSV = "results.csv"
 RESULTS_MD = "results.md"
+
+
+def new_run_dir(base: Path = Path("reports")) -> Path:
+    """A fresh folder under ``base``, never one that exists."""
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    for attempt in range(1000):
+        path = base / (f"run-{stamp}" if attempt == 0 else f"run-{stamp}-{attempt}")
+        try:
+            path.mkdir(parents=True, exist_ok=False)
+            return path
+        except FileExistsError:
+            continue
+        except OSError as error:
+            raise UsageError(f"cannot create a run folder under {base}: {error.strerror}") from None
+    raise UsageError(f"cannot find a free run folder name under {base}")
+
+
+def prepare_output_dir(path: Path | None, force: bool) -> Path:
+    """The run's folder: a new one under reports/, or ``path`` if it is new, empty or ``force`` is given."""
+    if path is None:
+        return new_run_dir()
+    if path.exists() and not path.is_dir():
+        raise UsageError(f"--output-dir {path}: exists and is not a folder")
+    if path.is_dir() and any(path.iterdir()) and not force:
+        raise UsageError(f"--output-dir {path}: the folder is not empty; choose another, or add --force "
+                         "to replace the results files in it")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / ".sigbench-write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as error:
+        raise UsageError(f"--output-dir {path}: cannot write there ({error.strerror})") from None
+    return path
 
 
 def atomic_write_text(path: Path, text: str) -> None:

@@ -1,9 +1,13 @@
-"""Robust statistics of timing samples, computed from an immutable tuple, never a running accumulator."""
+"""Robust statistics of timing samples, computed from immutable sequences, never a running accumulator.
+
+A case is measured in several worker processes; its row combines them with a hierarchical bootstrap
+(processes, then samples), so its confidence interval includes the variance between processes.
+"""
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 
@@ -91,42 +95,86 @@ def summarize(samples: Sequence[float], level: float = 0.95) -> Stats:
     )
 
 
-def mann_whitney_u(a: Sequence[float], b: Sequence[float]) -> tuple[float, float]:
-    """Two-sided Mann-Whitney U test (normal approximation, tie- and continuity-corrected).
+#: Bootstrap resamples behind every confidence interval that pools processes.
+BOOTSTRAP_RESAMPLES = 4000
 
-    Returns (U of a, p-value). Matches ``scipy.stats.mannwhitneyu(a, b, method="asymptotic")``.
+
+def process_medians(process_samples: Sequence[Sequence[float]]) -> np.ndarray:
+    """Each process's median per-call time."""
+    return np.array([float(np.median(np.asarray(s, dtype=np.float64))) for s in process_samples])
+
+
+def pooled_median(process_samples: Sequence[Sequence[float]]) -> float:
+    """The estimate a row reports: the geometric mean of the processes' medians.
+
+    Each process is one draw of the machine's state (address-space layout, allocator, thread placement),
+    so every process weighs the same, however many samples its adaptive timer took.
     """
-    x, y = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
-    n1, n2 = x.size, y.size
-    if n1 == 0 or n2 == 0:
-        raise ValueError("both samples must be non-empty")
-    combined = np.concatenate([x, y])
-    order = np.argsort(combined, kind="mergesort")
-    ranks = np.empty(combined.size)
-    sorted_values = combined[order]
-    _, first, counts = np.unique(sorted_values, return_index=True, return_counts=True)
-    average = first + (counts + 1) / 2.0  # 1-based average rank of each tie group
-    ranks[order] = np.repeat(average, counts)
-    u1 = ranks[:n1].sum() - n1 * (n1 + 1) / 2.0
-    mean_u = n1 * n2 / 2.0
-    n = n1 + n2
-    tie_term = float((counts**3 - counts).sum())
-    var_u = n1 * n2 / 12.0 * ((n + 1) - tie_term / (n * (n - 1)))
-    if var_u <= 0:
-        return float(u1), 1.0
-    z = (abs(u1 - mean_u) - 0.5) / math.sqrt(var_u)
-    p = math.erfc(max(z, 0.0) / math.sqrt(2.0))
-    return float(u1), min(1.0, p)
+    return float(np.exp(np.mean(np.log(process_medians(process_samples)))))
 
 
-def ratio_ci(
-    base: Sequence[float], new: Sequence[float], level: float = 0.95, resamples: int = 2000, seed: int = 0
-) -> tuple[float, float, float]:
-    """Ratio of medians new/base with a percentile-bootstrap confidence interval (seeded, repeatable)."""
-    b, n = np.asarray(base, dtype=np.float64), np.asarray(new, dtype=np.float64)
-    ratio = float(np.median(n) / np.median(b))
+def hierarchical_bootstrap(process_samples: Sequence[Sequence[float]], resamples: int = BOOTSTRAP_RESAMPLES,
+                           seed: int = 0) -> np.ndarray:
+    """Bootstrap distribution of ``pooled_median``: resample processes, then each one's samples.
+
+    Two-level (hierarchical) bootstrap: a draw picks K processes with replacement, re-draws each picked
+    process's samples with replacement, and takes the geometric mean of their medians. Its spread holds
+    the variance between processes as well as within them; with one process it is the plain bootstrap
+    of the median.
+    """
     rng = np.random.default_rng(seed)
-    boot_b = np.median(rng.choice(b, size=(resamples, b.size)), axis=1)
-    boot_n = np.median(rng.choice(n, size=(resamples, n.size)), axis=1)
-    low, high = np.percentile(boot_n / boot_b, [100 * (1 - level) / 2, 100 * (1 + level) / 2])
-    return ratio, float(low), float(high)
+    groups = [np.asarray(s, dtype=np.float64) for s in process_samples if len(s)]
+    if not groups:
+        raise ValueError("no samples")
+    # within-process level: ``resamples`` bootstrap medians of every process, in log
+    inner = np.empty((resamples, len(groups)))
+    for k, values in enumerate(groups):
+        picks = rng.integers(0, values.size, size=(resamples, values.size))
+        inner[:, k] = np.log(np.median(values[picks], axis=1))
+    if len(groups) == 1:
+        return np.exp(inner[:, 0])
+    # process level: each draw picks K processes; a process picked twice gets independent inner draws
+    chosen = rng.integers(0, len(groups), size=(resamples, len(groups)))
+    rows = (np.arange(resamples)[:, None] + 7919 * np.arange(len(groups))[None, :]) % resamples
+    return np.exp(inner[rows, chosen].mean(axis=1))
+
+
+def hierarchical_ci(process_samples: Sequence[Sequence[float]], level: float = 0.95,
+                    seed: int = 0) -> tuple[float, float]:
+    """Percentile confidence interval of ``pooled_median`` from the hierarchical bootstrap."""
+    draws = hierarchical_bootstrap(process_samples, seed=seed)
+    low, high = np.percentile(draws, [100 * (1 - level) / 2, 100 * (1 + level) / 2])
+    return float(low), float(high)
+
+
+def summarize_processes(process_samples: Sequence[Sequence[float]], level: float = 0.95) -> Stats:
+    """A row's statistics from every process's samples.
+
+    The median is ``pooled_median`` and its interval the hierarchical bootstrap's, so both include the
+    variance between processes; min, mean, quartiles, outliers and the unstable flag describe all samples
+    pooled.
+    """
+    groups = [list(s) for s in process_samples if len(s)]
+    pooled = summarize([v for group in groups for v in group], level)
+    if len(groups) == 1 and pooled.samples >= 6:
+        return pooled  # one process: the distribution-free interval from order statistics is exact
+    low, high = hierarchical_ci(groups, level)
+    median = pooled_median(groups)
+    return replace(pooled, median_s=median, ci_low_s=min(low, median), ci_high_s=max(high, median),
+                   ci_level=level)
+
+
+def ratio_ci(base: Sequence[Sequence[float]], new: Sequence[Sequence[float]], level: float = 0.95,
+             seed: int = 0) -> tuple[float, float, float, float]:
+    """new/base ratio of ``pooled_median`` with its hierarchical-bootstrap interval and a two-sided p-value.
+
+    Both runs are resampled independently, processes then samples, so a difference is judged against the
+    noise between processes, not only within one. The p-value is twice the share of ratio draws on the
+    far side of 1 (a bootstrap test of "no change").
+    """
+    ratio = pooled_median(new) / pooled_median(base)
+    draws = hierarchical_bootstrap(new, seed=seed + 1) / hierarchical_bootstrap(base, seed=seed)
+    low, high = np.percentile(draws, [100 * (1 - level) / 2, 100 * (1 + level) / 2])
+    beyond = np.count_nonzero(draws <= 1.0) if ratio >= 1 else np.count_nonzero(draws >= 1.0)
+    p_value = min(1.0, 2.0 * (beyond + 1) / (draws.size + 1))
+    return float(ratio), float(low), float(high), p_value
