@@ -82,7 +82,7 @@ class RunOptions:
     output_dir: Path | None = None
     force: bool = False
     measure_bandwidth: bool = True
-    formats: tuple[str, ...] = ("csv", "md", "png")
+    formats: tuple[str, ...] = ("csv", "md", "html", "png")
 
 
 def configure_xla_threads(threads: int) -> None:
