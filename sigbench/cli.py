@@ -148,7 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--format", type=formats, default=FORMATS, metavar="LIST",
                      help=f"files to write besides results.json: any of {','.join(FORMATS)} (default all)")
     run.add_argument("--quiet", "-q", action="store_true",
-                     help="no progress bar (there is none either when stderr is not a terminal)")
+                     help="no progress (a bar on a terminal, else plain lines on stderr; --json implies --quiet)")
     run.add_argument("--json", action="store_true", help="print the results JSON to stdout instead of the table")
     run.set_defaults(handler=cmd_run, preset="default")
 
@@ -247,7 +247,7 @@ def _add_train_shape(parser: argparse.ArgumentParser) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from sigbench import results, runner
+    from sigbench import progress, results, runner
 
     options = runner.RunOptions(
         backends=args.backend, variants=args.variant, workloads=args.workload or list(WORKLOADS),
@@ -256,7 +256,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         batches=args.batch, hiddens=args.hidden, output_dir=args.output_dir, force=args.force,
         formats=args.format,
     )
-    outcome = runner.execute(options, runner.progress_printer(args.quiet))
+    with progress.bar("sigbench run", quiet=args.quiet or args.json) as show:
+        outcome = runner.execute(options, show)
     directory = outcome.directory
     if args.json:
         print((directory / results.RESULTS_JSON).read_text(encoding="utf-8"))
@@ -394,7 +395,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_accuracy(args: argparse.Namespace) -> int:
-    from sigbench import accuracy, registry, runner
+    from sigbench import accuracy, progress, registry, runner
 
     names = args.backend or registry.installed_names()
     for name in names:
@@ -402,15 +403,15 @@ def cmd_accuracy(args: argparse.Namespace) -> int:
     dtypes = args.dtype or list(accuracy.ACCURACY_DTYPES)
     directory = (runner.prepare_output_dir(args.output_dir, args.force) if args.output_dir
                  else runner.new_run_dir(Path("reports")))
-    accuracy.run(names, args.variant, dtypes, args.exhaustive, args.seed, directory,
-                 runner.progress_printer(args.quiet))
+    with progress.bar("sigbench accuracy", quiet=args.quiet) as show:
+        accuracy.run(names, args.variant, dtypes, args.exhaustive, args.seed, directory, show)
     print((directory / "accuracy.md").read_text(encoding="utf-8"))
     print(f"sigbench: accuracy written to {directory}/", file=sys.stderr)
     return EXIT_OK
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from sigbench import plots, report, results, runner
+    from sigbench import html, plots, report, results, runner
 
     documents = [results.load(path) for path in args.paths]
     directory = runner.prepare_output_dir(args.output_dir, args.force) if args.output_dir else runner.new_run_dir(
@@ -420,6 +421,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     plots.write_all(directory, rows, meta)
     text = report.markdown(documents, directory)
     results.atomic_write_text(directory / results.RESULTS_MD, text)
+    results.atomic_write_text(directory / results.RESULTS_HTML, html.run_page(documents))
     print(text)
     print(f"sigbench: report of {len(documents)} run(s) in {directory}/", file=sys.stderr)
     return EXIT_OK

@@ -249,15 +249,18 @@ def _signal_handlers() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
-def execute(options: RunOptions, progress: Callable[[str], None] | None = None) -> RunResult:
-    """Run every case of ``options``; save after each; survive failing cases and interruptions."""
+def execute(options: RunOptions, progress: Callable[[int, int, str], None] | None = None) -> RunResult:
+    """Run every case of ``options``; save after each; survive failing cases and interruptions.
+
+    ``progress(done, total, what)`` hears of each case as it starts (sigbench.progress.bar makes one).
+    """
     import contextlib
 
     from sigbench import machine, results
 
     backends, cases, skipped = plan(options)
     directory = prepare_output_dir(options.output_dir, options.force)
-    say = progress or (lambda message: None)
+    say = progress or (lambda done, total, what: None)
     threads = options.threads or os.cpu_count() or 1
     in_force: dict[str, Any] = {"requested": threads}
     for backend in backends.values():
@@ -273,19 +276,18 @@ def execute(options: RunOptions, progress: Callable[[str], None] | None = None) 
     with contextlib.contextmanager(_signal_handlers)():
         try:
             if options.measure_bandwidth and any(c.workload == "sigmoid" for c in cases):
-                say("measuring the copy bandwidth ...")
+                say(0, len(cases), "measuring the copy bandwidth")
                 meta["bandwidth"] = copy_bandwidth(backends, options.device)
             results.write(directory, rows, meta, status, options.formats)
-            started = time.perf_counter()
             for index, case in enumerate(cases):
-                say(progress_line(index, len(cases), time.perf_counter() - started, case.describe()))
+                say(index, len(cases), case.describe())
                 row = run_case(backends[case.backend], case, options, timer, meta)
                 row.update(machine=meta["hostname"], seed=options.seed, threads=threads)
                 rows.append(row)
                 if row["status"] != "ok" or row["check_passed"] is False:
                     exit_code = 1
                 results.write(directory, rows, meta, status, options.formats)
-            say(progress_line(len(cases), len(cases), time.perf_counter() - started, "done"))
+            say(len(cases), len(cases), "done")
             status = "complete"
         except KeyboardInterrupt:
             status, exit_code = "interrupted", 130
@@ -470,26 +472,3 @@ def train_check(session: Any, start: Any, steps: int, synchronize: Callable[[], 
         diffs.append(train_step_diff(index, session.loss_value(loss), session.params(), ref_loss, ref_params,
                                      allowance, tolerance))
     return first_call_s, diffs
-
-
-def progress_line(done: int, total: int, elapsed_s: float, what: str) -> str:
-    """``[=====     ] 12/48  1:05 left  <what>``; time left from the pace so far."""
-    width = 20
-    filled = int(width * done / total) if total else width
-    left = ""
-    if 0 < done < total:
-        seconds = int(elapsed_s / done * (total - done))
-        left = f" {seconds // 60}:{seconds % 60:02d} left"
-    return f"[{'=' * filled}{' ' * (width - filled)}] {done}/{total}{left}  {what}"
-
-
-def progress_printer(quiet: bool) -> Callable[[str], None] | None:
-    """One line redrawn in place on a terminal; nothing when quiet or when stderr is not a terminal."""
-    if quiet or not sys.stderr.isatty():
-        return None
-
-    def show(message: str) -> None:
-        end = "\n" if message.endswith("done") else ""
-        print(f"\r\033[K{message[:150]}", end=end, file=sys.stderr, flush=True)
-
-    return show
