@@ -215,7 +215,8 @@ class _Figures:
 
     def add(self, data: list[dict[str, Any]], layout: dict[str, Any]) -> str:
         figure_id = f"chart-{len(self.figures) + 1}"
-        base = {"margin": {"t": 50, "r": 20}, "hovermode": "closest", "legend": {"font": {"size": 11}}}
+        base = {"margin": {"t": 50, "r": 20}, "hovermode": "closest", "showlegend": True,
+                "legend": {"font": {"size": 11}}}
         self.figures.append({"id": figure_id, "data": data, "layout": {**base, **layout}})
         return f'<div class="chart" id="{figure_id}" data-series="{len(data)}"></div>'
 
