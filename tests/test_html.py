@@ -296,3 +296,24 @@ def test_merged_page_in_a_browser(browser, tmp_path):
     sizes = _column_keys(page, 1, 0)
     assert sizes == sorted(sizes)
     assert errors == []
+
+
+def test_accuracy_page_in_a_browser(browser, tmp_path, capsys):
+    if not BACKENDS:
+        pytest.skip("no backend under test")
+    out = tmp_path / "acc"
+    assert main(["accuracy", "-b", BACKENDS[0], "--dtype", "float16", "-q", "-o", str(out)]) == 0
+    table = pd.read_csv(out / "accuracy.csv")
+    measured = table[table["mode"] != "skipped"]
+    page, errors, blocked = _open(browser, out / "accuracy.html")
+    page.screenshot(path=str(tmp_path / "accuracy.png"), full_page=True)
+    assert errors == [] and blocked == []
+    (chart,) = _drawn(page)
+    assert sorted(chart["names"]) == sorted(f"{b}/{v}" for b, v in zip(measured["backend"], measured["variant"]))
+    assert chart["drawn"] == chart["data"] == len(measured)
+    header = page.locator("table.sortable").nth(0).locator("th", has_text="max_ulp")
+    header.click()
+    column = page.evaluate("Array.from(document.querySelectorAll('table.sortable')[0].tHead.rows[0].cells)"
+                           ".findIndex(th => th.textContent === 'max_ulp')")
+    ulps = [k for k in _column_keys(page, 0, column) if k is not None]
+    assert ulps == sorted(ulps) and len(ulps) == len(measured)
