@@ -251,7 +251,8 @@ def _hover(line: pd.DataFrame, name: str, extra: list[str]) -> tuple[list[list[A
         if row["check_passed"] is False or row["check_passed"] == 0:
             flags.append("numerics check FAILED")
         data.append([name, report.format_seconds(row["median_s"]), report.format_seconds(row["ci_low_s"]),
-                     report.format_seconds(row["ci_high_s"]), "<br>".join(flags) or "stable (IQR within 10% of the median)",
+                     report.format_seconds(row["ci_high_s"]),
+                     "<br>".join(flags) or "stable (IQR within 10% of the median)",
                      *[_cell_text(c, row[c]) for c in extra]])
     lines = ["<b>%{customdata[0]}</b>", "size %{x:,}", "median %{customdata[1]}",
              "95% CI %{customdata[2]} – %{customdata[3]}", "%{customdata[4]}"]
