@@ -141,6 +141,12 @@ def test_html_is_written_when_the_run_ends_not_after_every_case(tmp_path):
     assert "Status: interrupted." in (tmp_path / "results.html").read_text()
 
 
+def test_a_run_stopped_before_its_first_case_still_gets_a_page():
+    page = html.run_page([{"status": "interrupted", "rows": [], "metadata": {"hostname": "vm"}}])
+    assert "<strong>Status: interrupted.</strong>" in page and "<p>No case was timed.</p>" in page
+    assert "const FIGURES = [];" in page
+
+
 def test_report_command_writes_the_merged_page(tmp_path, capsys):
     for name, scale in (("alpha", 1.0), ("beta", 2.0)):
         document = _document(name, scale)
