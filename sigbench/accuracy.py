@@ -210,11 +210,9 @@ class AccuracyCase:
 
 
 def run_cases(cases: list[tuple[AccuracyCase, Callable[[np.ndarray], tuple[np.ndarray, int]]]], dtype: str,
-              exhaustive: bool, seed: int, progress: Callable[[str], None] | None = None,
+              exhaustive: bool, seed: int, progress: Callable[[int, int, str], None] | None = None,
               ) -> tuple[dict[AccuracyCase, Totals], dict[AccuracyCase, tuple[np.ndarray, np.ndarray]], dict[str, Any]]:
     """Totals per case, a sample of (x, ulp error) per case for plotting, and facts about the reference."""
-    from sigbench.progress import progress_line
-
     if dtype in ("float16", "bfloat16"):
         batches: Iterator[np.ndarray] = iter([all_inputs(dtype)])
         total_batches, mode = 1, "exhaustive"
@@ -233,8 +231,7 @@ def run_cases(cases: list[tuple[AccuracyCase, Callable[[np.ndarray], tuple[np.nd
         warnings.simplefilter("ignore")
         for index, x in enumerate(batches):
             if progress and total_batches > 1:
-                progress(progress_line(index, total_batches, time.perf_counter() - started,
-                                       f"{dtype} chunk {index + 1}"))
+                progress(index, total_batches, f"{dtype} chunk {index + 1}")
             want, hard = correctly_rounded(x)
             hard_cases += hard
             keep = np.sort(rng.choice(x.size, size=min(x.size, 4096 if total_batches == 1 else 64), replace=False))
@@ -251,7 +248,7 @@ def run_cases(cases: list[tuple[AccuracyCase, Callable[[np.ndarray], tuple[np.nd
                 totals[case] = totals[case] + partial
                 scatter[case].append((kept_x, ulps))
     if progress and total_batches > 1:
-        progress(progress_line(total_batches, total_batches, time.perf_counter() - started, "done"))
+        progress(total_batches, total_batches, "done")
     samples = {case: (np.concatenate([s[0] for s in parts]), np.concatenate([s[1] for s in parts]))
                for case, parts in scatter.items()}
     facts = {"dtype": dtype, "mode": mode, "mpmath_decided": hard_cases,
@@ -282,8 +279,8 @@ COLUMNS: tuple[str, ...] = (
 
 
 def run(backend_names: list[str], variants: list[str], dtypes: list[str], exhaustive: bool, seed: int,
-        directory: Any, progress: Callable[[str], None] | None = None) -> list[dict[str, Any]]:
-    """Measure every backend x variant x dtype; write accuracy.csv, accuracy.md and one plot per dtype."""
+        directory: Any, progress: Callable[[int, int, str], None] | None = None) -> list[dict[str, Any]]:
+    """Measure every backend x variant x dtype; write accuracy.csv, .md, .html and one plot per dtype."""
     from sigbench import registry
     from sigbench.errors import UsageError
     from sigbench.results import atomic_write_text
@@ -331,6 +328,9 @@ def run(backend_names: list[str], variants: list[str], dtypes: list[str], exhaus
     atomic_write_text(directory / "accuracy.csv", table.to_csv(index=False))
     plots = [plot(directory / f"accuracy-{dtype}.png", samples, dtype) for dtype, samples in samples_by_dtype.items()]
     atomic_write_text(directory / "accuracy.md", markdown(table, facts, plots))
+    from sigbench import html
+
+    atomic_write_text(directory / "accuracy.html", html.accuracy_page(table, facts, samples_by_dtype))
     return rows
 
 

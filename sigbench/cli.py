@@ -73,11 +73,15 @@ def percentage(text: str) -> float:
     return value
 
 
+#: What ``run --format`` can write besides results.json; all by default.
+FORMATS: tuple[str, ...] = ("csv", "md", "html", "png")
+
+
 def formats(text: str) -> tuple[str, ...]:
     chosen = tuple(part.strip() for part in text.split(",") if part.strip())
-    unknown = [part for part in chosen if part not in ("csv", "md", "png")]
+    unknown = [part for part in chosen if part not in FORMATS]
     if unknown:
-        raise argparse.ArgumentTypeError(f"unknown format {unknown[0]!r}; choose from csv, md, png")
+        raise argparse.ArgumentTypeError(f"unknown format {unknown[0]!r}; choose from {', '.join(FORMATS)}")
     return chosen
 
 
@@ -106,8 +110,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = commands.add_parser(
         "run", help="check and time every backend, write CSV/markdown/JSON reports",
-        description="Check each case's numerics against float64, then time it; write results.csv, results.md "
-                    "and results.json (and PNG plots) into a new folder under reports/ or --output-dir.",
+        description="Check each case's numerics against float64, then time it; write results.csv, results.md, "
+                    "results.html and results.json (and PNG plots) into a new folder under reports/ or --output-dir.",
         epilog="variants (sigmoid):\n" + "\n".join(f"  {k:8} {v}" for k, v in SIGMOID_VARIANT_HELP.items())
         + "\n  numexpr  (numpy only) a reference row for fast: numexpr, same threads, reused buffer"
         + "\nvariants (train): numpy handwritten; torch eager (the tutorial's), foreach, fused (Adam kernels),"
@@ -239,10 +243,10 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--output-dir", "-o", type=Path, metavar="DIR",
                         help="where to write (default: a new folder reports/run-<time>)")
     parser.add_argument("--force", action="store_true", help="write into a non-empty --output-dir")
-    parser.add_argument("--format", type=formats, default=("csv", "md", "png"), metavar="LIST",
-                        help="files to write besides results.json: any of csv,md,png (default all)")
+    parser.add_argument("--format", type=formats, default=FORMATS, metavar="LIST",
+                        help=f"files to write besides results.json: any of {','.join(FORMATS)} (default all)")
     parser.add_argument("--quiet", "-q", action="store_true",
-                        help="no progress bar (there is none either when stderr is not a terminal)")
+                        help="no progress (a bar on a terminal, else plain lines on stderr; --json implies --quiet)")
     parser.add_argument("--json", action="store_true", help="print the results JSON to stdout instead of the table")
     _add_execution_options(parser)
 
@@ -449,15 +453,15 @@ def cmd_accuracy(args: argparse.Namespace) -> int:
         registry.get_spec(name)
     dtypes = args.dtype or list(accuracy.ACCURACY_DTYPES)
     directory = results.prepare_output_dir(args.output_dir, args.force)
-    accuracy.run(names, args.variant, dtypes, args.exhaustive, args.seed, directory,
-                 progress.progress_printer(args.quiet))
+    with progress.bar("sigbench accuracy", quiet=args.quiet) as show:
+        accuracy.run(names, args.variant, dtypes, args.exhaustive, args.seed, directory, show)
     print((directory / "accuracy.md").read_text(encoding="utf-8"))
     print(f"sigbench: accuracy written to {directory}/", file=sys.stderr)
     return EXIT_OK
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from sigbench import plots, report, results
+    from sigbench import html, plots, report, results
 
     documents = [results.load(path) for path in args.paths]
     directory = results.prepare_output_dir(args.output_dir, args.force)
@@ -466,6 +470,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     plots.write_all(directory, rows, meta)
     text = report.markdown(documents, directory)
     results.atomic_write_text(directory / results.RESULTS_MD, text)
+    results.atomic_write_text(directory / results.RESULTS_HTML, html.run_page(documents))
     print(text)
     print(f"sigbench: report of {len(documents)} run(s) in {directory}/", file=sys.stderr)
     return EXIT_OK

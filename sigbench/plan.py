@@ -74,7 +74,7 @@ class RunOptions:
     output_dir: Path | None = None
     force: bool = False
     measure_bandwidth: bool = True
-    formats: tuple[str, ...] = ("csv", "md", "png")
+    formats: tuple[str, ...] = ("csv", "md", "html", "png")
     processes: int | None = None  # None: the preset's (PROCESSES)
     in_process: bool = False  # every case in this process (debugging; no between-process variance)
     case_timeout_s: float = DEFAULT_CASE_TIMEOUT_S

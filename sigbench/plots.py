@@ -1,4 +1,7 @@
-"""PNG plots of a run (matplotlib, non-interactive): sigmoid time against size, training step times."""
+"""PNG plots of a run (matplotlib, non-interactive): sigmoid time against size, training step times.
+
+The interactive charts of results.html (sigbench/html.py) take their colours and styles from here.
+"""
 from __future__ import annotations
 
 from pathlib import Path
@@ -34,15 +37,22 @@ def write_all(directory: Path, rows: list[dict[str, Any]], meta: dict[str, Any] 
 
 
 #: One colour family per backend, one line style and marker per variant: 13+ lines stay tellable apart.
-_BACKEND_COLOURS = {"numpy": "tab:blue", "torch": "tab:red", "jax": "tab:green"}
-_OTHER_COLOURS = ("tab:purple", "tab:brown", "tab:olive", "tab:cyan", "tab:gray", "tab:pink")
+#: (matplotlib's tab10 colours, in hex so the HTML charts use the same ones.)
+_BACKEND_COLOURS = {"numpy": "#1f77b4", "torch": "#d62728", "jax": "#2ca02c"}
+_OTHER_COLOURS = ("#9467bd", "#8c564b", "#bcbd22", "#17becf", "#7f7f7f", "#e377c2")
 _VARIANT_STYLES = {"naive": ("-", "o"), "stable": ("--", "s"), "builtin": (":", "^"), "fast": ("-", "D"),
                    "numexpr": ("-.", "v")}
 
 
-def _style(backend: str, variant: str, machine_index: int = 0) -> dict[str, Any]:
+def series_style(backend: str, variant: str) -> tuple[str, str, str]:
+    """(colour, matplotlib line style, matplotlib marker) of a backend/variant, the same in PNG and HTML."""
     colour = _BACKEND_COLOURS.get(backend, _OTHER_COLOURS[sum(map(ord, backend)) % len(_OTHER_COLOURS)])
     linestyle, marker = _VARIANT_STYLES.get(variant, ("-", "x"))
+    return colour, linestyle, marker
+
+
+def _style(backend: str, variant: str, machine_index: int = 0) -> dict[str, Any]:
+    colour, linestyle, marker = series_style(backend, variant)
     return {"color": colour, "linestyle": linestyle, "marker": marker, "markersize": 5,
             "alpha": 1.0 if machine_index == 0 else 0.55, "linewidth": 2.2 if variant == "fast" else 1.4}
 

@@ -1,4 +1,10 @@
-"""Progress on stderr: one line redrawn in place on a terminal, nothing when quiet or not a terminal."""
+"""Progress of a run or an accuracy sweep on stderr: rich's bar on a terminal, plain lines in logs, or nothing.
+
+One interface for every long command: ``with bar("sigbench run", quiet) as show: show(done, total, what)``.
+On a terminal the bar shows the case being measured, the cases done, the time elapsed and the time left.
+When stderr is a file or a pipe (CI logs, ``2> log``) a redrawn bar would fill the log with control codes,
+so each call prints one plain line instead; past 100 calls, one per percent, so long sweeps stay readable.
+"""
 from __future__ import annotations
 
 import sys
@@ -6,38 +12,67 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
+#: In plain-line mode, at most this many lines per bar (besides the first and the last).
+PLAIN_LINES = 100
 
-def progress_line(done: int, total: int, elapsed_s: float, what: str) -> str:
-    """``[=====     ] 12/48  1:05 left  <what>``; time left from the pace so far."""
-    width = 20
-    filled = int(width * done / total) if total else width
-    left = ""
-    if 0 < done < total:
-        seconds = int(elapsed_s / done * (total - done))
-        left = f" {seconds // 60}:{seconds % 60:02d} left"
-    return f"[{'=' * filled}{' ' * (width - filled)}] {done}/{total}{left}  {what}"
+Show = Callable[[int, int, str], None]
 
 
-def progress_printer(quiet: bool) -> Callable[[str], None] | None:
-    """One line redrawn in place on a terminal; nothing when quiet or when stderr is not a terminal."""
-    if quiet or not sys.stderr.isatty():
-        return None
+@contextmanager
+def bar(description: str, quiet: bool) -> Iterator[Show]:
+    """A ``show(done, total, what)`` for the block: ``what`` is the case now starting, or "done" at the end."""
+    if quiet:
+        yield lambda done, total, what: None
+    elif sys.stderr.isatty():
+        with _rich_bar(description) as show:
+            yield show
+    else:
+        yield _plain_lines(description)
 
-    def show(message: str) -> None:
-        end = "\n" if message.endswith("done") else ""
-        print(f"\r\033[K{message[:150]}", end=end, file=sys.stderr, flush=True)
+
+@contextmanager
+def _rich_bar(description: str) -> Iterator[Show]:
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("elapsed"),
+               TimeElapsedColumn(), TextColumn("left"), TimeRemainingColumn(), TextColumn("{task.fields[what]}"))
+    with Progress(*columns, console=Console(stderr=True), transient=False) as progress:
+        task = progress.add_task(description, total=None, what="")
+
+        def show(done: int, total: int, what: str) -> None:
+            progress.update(task, completed=done, total=total, what=what, refresh=True)
+
+        yield show
+
+
+def _plain_lines(description: str) -> Show:
+    last_percent = [(-1, 0)]
+    started = time.perf_counter()
+
+    def show(done: int, total: int, what: str) -> None:
+        if total > PLAIN_LINES and 0 < done < total:
+            percent = (done * PLAIN_LINES // total, total)
+            if percent == last_percent[0]:
+                return
+            last_percent[0] = percent
+        elapsed = time.perf_counter() - started
+        left = f", {format_duration(elapsed / done * (total - done))} left" if 0 < done < total else ""
+        print(f"{description}: {done}/{total} in {format_duration(elapsed)}{left}: {what}", file=sys.stderr,
+              flush=True)
 
     return show
 
 
-@contextmanager
-def bar(description: str, quiet: bool) -> Iterator[Callable[[int, int, str], None]]:
-    """A progress bar: the yielded ``show(done, total, what)`` redraws it."""
-    printer = progress_printer(quiet)
-    started = time.perf_counter()
-
-    def show(done: int, total: int, what: str) -> None:
-        if printer is not None:
-            printer(progress_line(done, total, time.perf_counter() - started, what))
-
-    yield show
+def format_duration(seconds: float) -> str:
+    """``1:05`` or ``1:02:05``: how a person reads time elapsed or left."""
+    whole = int(round(seconds))
+    hours, rest = divmod(whole, 3600)
+    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"

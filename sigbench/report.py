@@ -1,10 +1,13 @@
-"""Results rows -> pandas -> markdown: summary first, then tables, then the environment.
+"""Results rows -> pandas -> the report: summary first, then tables, then the environment.
 
 Knows nothing of any framework; works from rows alone, so saved runs can be re-reported and merged.
+Every number is derived here once: ``markdown`` renders results.md, and sigbench.html lays out the same
+summary and ``sections`` as results.html.
 """
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -33,7 +36,8 @@ def format_seconds(seconds: float | None) -> str:
     return f"{seconds / 1e-9:.3g} ns"
 
 
-def _label(row: pd.Series, machines: int) -> str:
+def label(row: pd.Series, machines: int) -> str:
+    """``backend/variant``, prefixed by the machine when a merged report holds several."""
     label = f"{row['backend']}/{row['variant']}"
     return f"{row['machine']}: {label}" if machines > 1 else label
 
@@ -59,12 +63,11 @@ def _size_ranges(sizes: list[int]) -> str:
     return f"{sizes[0]:,}" if len(sizes) == 1 else f"{sizes[0]:,} - {sizes[-1]:,}"
 
 
-def summary(table: pd.DataFrame) -> list[str]:
+def summary_table(table: pd.DataFrame) -> pd.DataFrame:
     """Per workload, dtype and device: the fastest backend/variant over each run of sizes it wins."""
-    lines = ["## Summary", ""]
+    import pandas as pd
+
     ok = table[table["status"] == "ok"]
-    if ok.empty:
-        return lines + ["No case was timed.", ""]
     machines = ok["machine"].nunique()
     rows = []
     for (workload, dtype, device, hidden), group in ok.groupby(
@@ -76,10 +79,10 @@ def summary(table: pd.DataFrame) -> list[str]:
             best = ranked.iloc[0]
             # backends whose median's interval overlaps the winner's are tied with it: say so
             tied = ranked[(ranked["ci_low_s"] <= best["ci_high_s"]) & (ranked.index != best.name)]
-            label = " ≈ ".join(sorted([_label(best, machines)] + [_label(r, machines) for _, r in tied.iterrows()]))
+            name = " ≈ ".join(sorted([label(best, machines)] + [label(r, machines) for _, r in tied.iterrows()]))
             others = ranked.drop(index=[best.name, *tied.index])
             speedup = float(others["median_s"].min() / best["median_s"]) if not others.empty else math.nan
-            winners.append((int(size), label, speedup, float(best["median_s"])))
+            winners.append((int(size), name, speedup, float(best["median_s"])))
         runs: list[list[tuple[int, str, float, float]]] = []
         for winner in winners:
             if runs and runs[-1][-1][1] == winner[1]:
@@ -98,12 +101,17 @@ def summary(table: pd.DataFrame) -> list[str]:
             rows.append({"workload": workload, "dtype": dtype, "device": device, "sizes": shape,
                          "fastest (≈: tied within 95% CIs)": f"**{run[0][1]}**", "ahead of the next by": margin,
                          "numerics": checks})
-    import pandas as pd
+    return pd.DataFrame(rows)
 
-    lines += [_md_table(pd.DataFrame(rows)), ""]
+
+def summary_notes(table: pd.DataFrame) -> list[str]:
+    """Markdown paragraphs under the summary table: unstable measurements, failures, cases not run."""
+    lines: list[str] = []
+    ok = table[table["status"] == "ok"]
+    machines = table["machine"].nunique()
     unstable = ok[ok["unstable"].fillna(False).astype(bool)]
     if not unstable.empty:
-        cases = ", ".join(f"{_label(r, machines)} at {int(r['size']):,}" for _, r in unstable.iterrows())
+        cases = ", ".join(f"{label(r, machines)} at {int(r['size']):,}" for _, r in unstable.iterrows())
         lines += [f"{len(unstable)} of {len(ok)} measurements are unstable (IQR over 10% of the median: the "
                   f"machine was busy or the case is jittery; rerun with --rigorous or on a quieter machine): "
                   f"{cases}.", ""]
@@ -112,35 +120,81 @@ def summary(table: pd.DataFrame) -> list[str]:
         if row["status"] == "skipped":
             continue
         what = "numerics check failed" if row["status"] == "ok" else row["status"]
-        lines.append(f"- **{what}**: {row['workload']} {_label(row, machines)} {row['dtype']} "
+        lines.append(f"- **{what}**: {row['workload']} {label(row, machines)} {row['dtype']} "
                      f"size {row['size']}: {row['message']}")
     skipped = table[table["status"] == "skipped"]
     if not skipped.empty:
         lines.append("")
         lines.append("Not run: " + "; ".join(
-            f"{_label(r, machines)} {r['dtype']} ({r['message']})"
+            f"{label(r, machines)} {r['dtype']} ({r['message']})"
             for _, r in skipped.drop_duplicates(["backend", "variant", "dtype", "message"]).iterrows()
         ) + ".")
-    return lines + [""]
+    return lines
 
 
-def _pivot(group: pd.DataFrame, machines: int, cell: Any, index: str = "size") -> pd.DataFrame:
+def summary(table: pd.DataFrame) -> list[str]:
+    """The summary section in markdown: the table of winners, then the notes."""
+    lines = ["## Summary", ""]
+    if table[table["status"] == "ok"].empty:
+        return lines + ["No case was timed.", ""]
+    return lines + [_md_table(summary_table(table)), ""] + summary_notes(table) + [""]
+
+
+@dataclass
+class Table:
+    """One table of a section: the text shown, a number to sort each cell by, and each column's machine."""
+
+    caption: str
+    shown: pd.DataFrame
+    #: Same shape as ``shown``: the number behind each cell (None where there is none), for sorting.
+    keys: pd.DataFrame
+    #: Column -> machine, for the columns that belong to one machine of a merged report.
+    machines: dict[str, str] = field(default_factory=dict)
+    #: The machine of each row, for tables with a row per backend/variant of a merged report.
+    row_machines: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Section:
+    """One workload, dtype, device (and hidden width) of a report: its rows and its tables, in order."""
+
+    title: str
+    workload: str
+    dtype: str
+    device: str
+    hidden: int | None
+    group: pd.DataFrame
+    tables: list[Table]
+
+
+def _number(value: Any) -> float | None:
+    if value is None or not isinstance(value, (int, float)) or math.isnan(value):
+        return None
+    return float(value)
+
+
+def _pivot(group: pd.DataFrame, machines: int, caption: str, cell: Any, key: Any) -> Table:
+    """Sizes down, backend/variant across: ``cell(row, baseline_row)`` shown, ``key(row)`` to sort by."""
     import pandas as pd
 
-    labels = list(dict.fromkeys(_label(r, machines) for _, r in group.iterrows()))
+    labels = list(dict.fromkeys(label(r, machines) for _, r in group.iterrows()))
+    owners = {label(r, machines): str(r["machine"]) for _, r in group.iterrows()}
     baseline = _baseline(labels, str(group["workload"].iloc[0]))
-    out = []
-    for size, at_size in group.groupby(index, sort=True):
-        by_label = {_label(r, machines): r for _, r in at_size.iterrows()}
+    index = "batch" if str(group["workload"].iloc[0]) == "train" else "n"
+    shown, keys = [], []
+    for size, at_size in group.groupby("size", sort=True):
+        by_label = {label(r, machines): r for _, r in at_size.iterrows()}
         base = by_label.get(baseline) if baseline else None
         line: dict[str, Any] = {index: f"{int(size):,}"}
-        for label in labels:
-            row = by_label.get(label)
-            line[label] = "-" if row is None else cell(row, base)
-        out.append(line)
-    table = pd.DataFrame(out)
-    table.attrs["baseline"] = baseline
-    return table
+        numbers: dict[str, Any] = {index: int(size)}
+        for name in labels:
+            row = by_label.get(name)
+            line[name] = "-" if row is None else cell(row, base)
+            numbers[name] = None if row is None or row["status"] != "ok" else _number(key(row))
+        shown.append(line)
+        keys.append(numbers)
+    return Table(caption.format(baseline=baseline), pd.DataFrame(shown), pd.DataFrame(keys, dtype=object),
+                 owners if machines > 1 else {})
 
 
 def _time_cell(row: pd.Series, base: pd.Series | None) -> str:
@@ -156,7 +210,12 @@ def _time_cell(row: pd.Series, base: pd.Series | None) -> str:
     return text
 
 
-def half_peak(group: pd.DataFrame, machines: int) -> list[str]:
+def _fixed(column: str, digits: str) -> Any:
+    """A cell showing ``row[column]`` with a format, or '-' where it is missing."""
+    return lambda row, base: "-" if _number(row[column]) is None else format(row[column], digits)
+
+
+def half_peak(group: pd.DataFrame, machines: int) -> Table | None:
     """Per backend/variant: peak throughput and the smallest size reaching half of it.
 
     Below that size a call's fixed cost (dispatch, launch, threading) dominates; above it, memory does.
@@ -164,54 +223,61 @@ def half_peak(group: pd.DataFrame, machines: int) -> list[str]:
     import pandas as pd
 
     ok = group[group["status"] == "ok"]
-    rows = []
-    for label, line in ok.groupby(ok.apply(lambda r: _label(r, machines), axis=1), sort=False):
+    rows, keys, owners = [], [], []
+    for name, line in ok.groupby(ok.apply(lambda r: label(r, machines), axis=1), sort=False):
         line = line.sort_values("size")
         peak = line["gbps"].max()
         reached = line[line["gbps"] >= peak / 2]
-        rows.append({"backend/variant": label, "peak GB/s": f"{peak:.1f}",
-                     "at n": f"{int(line.loc[line['gbps'].idxmax(), 'size']):,}",
-                     "half of peak from n": f"{int(reached['size'].iloc[0]):,}"})
+        at_peak, half = int(line.loc[line["gbps"].idxmax(), "size"]), int(reached["size"].iloc[0])
+        rows.append({"backend/variant": name, "peak GB/s": f"{peak:.1f}", "at n": f"{at_peak:,}",
+                     "half of peak from n": f"{half:,}"})
+        keys.append({"backend/variant": None, "peak GB/s": float(peak), "at n": at_peak, "half of peak from n": half})
+        owners.append(str(line["machine"].iloc[0]))
     if not rows:
-        return []
-    return ["Where each reaches half its peak throughput (smaller calls are dominated by fixed per-call cost):",
-            "", _md_table(pd.DataFrame(rows)), ""]
+        return None
+    return Table("Where each reaches half its peak throughput (smaller calls are dominated by fixed per-call cost):",
+                 pd.DataFrame(rows), pd.DataFrame(keys, dtype=object), row_machines=owners if machines > 1 else [])
 
 
-def tables(table: pd.DataFrame) -> list[str]:
-    lines: list[str] = []
+def sections(table: pd.DataFrame) -> list[Section]:
+    """The body of a report, shared by results.md and results.html: one section per workload and shape."""
+    out: list[Section] = []
     machines = table["machine"].nunique()
     for (workload, dtype, device, hidden), group in table.groupby(
         ["workload", "dtype", "device", "hidden"], sort=False, dropna=False
     ):
-        title = f"## {workload}, {dtype}, {device}"
+        title = f"{workload}, {dtype}, {device}"
         if workload == "train":
             title += f", hidden {int(hidden)}"
-        pivot = _pivot(group, machines, _time_cell)
-        index_name = "batch" if workload == "train" else "n"
-        pivot = pivot.rename(columns={"size": index_name})
-        lines += [title, "", f"Median time per call (speedup over {pivot.attrs['baseline']}); "
-                  "✗ failed its numerics check, ~ unstable.", "", _md_table(pivot), ""]
+        found = [_pivot(group, machines, "Median time per call (speedup over {baseline}); "
+                        "✗ failed its numerics check, ~ unstable.", _time_cell, lambda r: r["median_s"])]
         if workload == "sigmoid" and group["bandwidth_fraction"].notna().any():
-            fraction = _pivot(group, machines, lambda r, b: "-" if r["bandwidth_fraction"] is None
-                              or math.isnan(r["bandwidth_fraction"]) else f"{r['bandwidth_fraction']:.2f}")
-            lines += ["Fraction of the measured copy bandwidth reached (1.0 = the machine's limit):", "",
-                      _md_table(fraction.rename(columns={"size": index_name})), ""]
+            found.append(_pivot(group, machines, "Fraction of the measured copy bandwidth reached "
+                                "(1.0 = the machine's limit):", _fixed("bandwidth_fraction", ".2f"),
+                                lambda r: r["bandwidth_fraction"]))
         if workload == "sigmoid" and group["size"].nunique() > 1:
-            lines += half_peak(group, machines)
+            peak = half_peak(group, machines)
+            if peak is not None:
+                found.append(peak)
         if workload == "train":
-            first = _pivot(group, machines, lambda r, b: format_seconds(r["first_call_s"]))
-            lines += ["First call (tracing, JIT compilation, lazy allocation):", "",
-                      _md_table(first.rename(columns={"size": index_name})), ""]
+            found.append(_pivot(group, machines, "First call (tracing, JIT compilation, lazy allocation):",
+                                lambda r, b: format_seconds(r["first_call_s"]), lambda r: r["first_call_s"]))
             if group["gflops"].notna().any():
-                rate = _pivot(group, machines, lambda r, b: "-" if r["gflops"] is None or math.isnan(r["gflops"])
-                              else f"{r['gflops']:.2f}")
-                lines += ["GFLOP/s:", "", _md_table(rate.rename(columns={"size": index_name})), ""]
-        errors = _pivot(group, machines, lambda r, b: "-" if r["max_error"] is None or
-                        (isinstance(r["max_error"], float) and math.isnan(r["max_error"]))
-                        else f"{r['max_error']:.3g} {r['error_unit']}")
-        lines += ["Largest difference from the float64 reference:", "",
-                  _md_table(errors.rename(columns={"size": index_name})), ""]
+                found.append(_pivot(group, machines, "GFLOP/s:", _fixed("gflops", ".2f"), lambda r: r["gflops"]))
+        found.append(_pivot(group, machines, "Largest difference from the float64 reference:",
+                            lambda r, b: "-" if _number(r["max_error"]) is None
+                            else f"{r['max_error']:.3g} {r['error_unit']}", lambda r: r["max_error"]))
+        out.append(Section(title, str(workload), str(dtype), str(device),
+                           None if _number(hidden) is None else int(hidden), group, found))
+    return out
+
+
+def tables(table: pd.DataFrame) -> list[str]:
+    lines: list[str] = []
+    for section in sections(table):
+        lines += [f"## {section.title}", ""]
+        for part in section.tables:
+            lines += [part.caption, "", _md_table(part.shown), ""]
     return lines
 
 

@@ -1,8 +1,9 @@
 """Results files: one row per case, written atomically after every case, and read back with checks.
 
 ``results.json`` holds the rows (with every process's raw samples), the run's metadata and its status;
-``results.csv`` the same rows without samples; ``results.md`` the human report. Also the run folder:
-a new one under reports/, or one the user names, never overwriting what a user made.
+``results.csv`` the same rows without samples; ``results.md`` the human report; ``results.html`` the same
+report as one interactive page (sigbench/html.py). Also the run folder: a new one under reports/, or one
+the user names, never overwriting what a user made.
 """
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from sigbench.schema import KEY_COLUMNS
 RESULTS_JSON = "results.json"
 RESULTS_CSV = "results.csv"
 RESULTS_MD = "results.md"
+RESULTS_HTML = "results.html"
 
 
 def new_run_dir(base: Path = Path("reports")) -> Path:
@@ -86,7 +88,7 @@ def _json_safe(value: Any) -> Any:
 
 def write(directory: Path, rows: list[dict[str, Any]], metadata: dict[str, Any], status: str,
           formats: tuple[str, ...] = ("csv", "md")) -> None:
-    """Rewrite results.json (always: it is what report and compare read), and results.csv / .md if asked."""
+    """Rewrite results.json (always: it is what report and compare read), and results.csv / .md / .html if asked."""
     from sigbench import report
 
     document = {
@@ -101,6 +103,10 @@ def write(directory: Path, rows: list[dict[str, Any]], metadata: dict[str, Any],
         atomic_write_text(directory / RESULTS_CSV, report.frame(rows).to_csv(index=False))
     if "md" in formats:
         atomic_write_text(directory / RESULTS_MD, report.markdown([document], directory))
+    if "html" in formats and status != "running":  # a 1.4 MB page, built in ~0.2 s: once, when the run ends
+        from sigbench import html
+
+        atomic_write_text(directory / RESULTS_HTML, html.run_page([document]))
 
 
 def load(path: Path) -> dict[str, Any]:

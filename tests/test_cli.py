@@ -7,7 +7,7 @@ import pytest
 import sigbench
 from conftest import BACKENDS
 from sigbench.cli import main
-from sigbench.results import COLUMNS
+from sigbench.schema import COLUMNS
 
 TINY = ["--size", "256", "--size", "2^12", "--max-time", "0.01", "--min-time", "0.005", "-q"]
 

@@ -14,7 +14,8 @@ def _row(backend, size, samples, workload="sigmoid", variant="stable"):
     return {"workload": workload, "backend": backend, "variant": variant, "device": "cpu", "dtype": "float32",
             "size": size, "hidden": None, "batch": None, "status": "ok", "check_passed": True, "max_error": 1.0,
             "error_unit": "ulp", "first_call_s": 1e-3, **summarize(samples).as_row(),
-            "process_samples_s": [list(samples)], "gbps": 1.0, "bandwidth_fraction": 0.5, "machine": "host-a", "seed": 0, "message": ""}
+            "process_samples_s": [list(samples)], "gbps": 1.0, "bandwidth_fraction": 0.5, "machine": "host-a",
+            "seed": 0, "message": ""}
 
 
 def _write_run(path, rows, hostname="host-a", versions=None):
