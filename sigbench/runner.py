@@ -252,15 +252,15 @@ class Run:
                 self.meta = self.metadata(infos, handles)
                 self.records = {case: CaseRecord(case) for case in cases}
                 self.save(status)
+                processes = options.process_count()
+                total = processes * len(cases)
                 if options.measure_bandwidth and any(c.workload == "sigmoid" for c in cases):
-                    self.say(0, 1, "measuring the copy bandwidth ...")
+                    self.say(0, total, "measuring the copy bandwidth")
                     self.meta["bandwidth"] = self.bandwidth(infos, handles)
                 for name in list(handles):
                     if not any(c.backend == name for c in cases):
                         self.engine.stop(handles.pop(name))
                 by_backend = {name: [c for c in cases if c.backend == name] for name in infos}
-                processes = options.process_count()
-                total = processes * len(cases)
                 done = 0
                 for index in range(processes):
                     for name, backend_cases in by_backend.items():

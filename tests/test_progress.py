@@ -99,9 +99,12 @@ def _tiny_run(tmp_path, *extra):
 def test_run_reports_each_case_on_stderr(tmp_path, capsys):
     assert _tiny_run(tmp_path) == 0
     lines = capsys.readouterr().err.splitlines()
-    assert lines[0] == "sigbench run: 0/1 in 0:00: measuring the copy bandwidth"
-    assert re.fullmatch(rf"sigbench run: 0/1 in \d:\d\d: sigmoid {BACKENDS[0]}/naive float32 cpu n=256", lines[1])
-    assert re.fullmatch(r"sigbench run: 1/1 in \d:\d\d: done", lines[2])
+    # the default preset measures the one case in 3 worker processes: 3 steps
+    assert re.fullmatch(r"sigbench run: 0/3 in \d:\d\d: measuring the copy bandwidth", lines[0])
+    for done in range(3):
+        assert re.fullmatch(rf"sigbench run: {done}/3 in \d:\d\d(, \d:\d\d left)?: sigmoid {BACKENDS[0]}/naive "
+                            r"float32 cpu n=256", lines[1 + done])
+    assert re.fullmatch(r"sigbench run: 3/3 in \d:\d\d: done", lines[4])
 
 
 @pytest.mark.parametrize("flag", ["--quiet", "--json"])
