@@ -14,13 +14,15 @@ if TYPE_CHECKING:
     from sigbench.workloads import MLPParams, TrainStart
 
 #: Sigmoid variants, in the order every backend defines them.
-SIGMOID_VARIANTS: tuple[str, ...] = ("naive", "stable", "builtin", "fast")
+SIGMOID_VARIANTS: tuple[str, ...] = ("naive", "stable", "builtin", "fast", "accurate")
 #: What each variant is, for ``--help`` and reports.
 SIGMOID_VARIANT_HELP: dict[str, str] = {
     "naive": "the tutorial's 1/(1+exp(-x)), as written (may overflow and warn)",
     "stable": "exp(-|x|) form: no overflow, no warning for any finite input",
     "builtin": "the library's own sigmoid (scipy.special.expit, torch.sigmoid, jax.nn.sigmoid)",
     "fast": "the fastest honest version: reuses its output buffer (the next call overwrites it)",
+    "accurate": "correctly rounded (float64 inside, rounded once; NumPy float32: Ziv's fast path plus exact "
+                "slow path); reuses its output buffer",
 }
 WORKLOADS: tuple[str, ...] = ("sigmoid", "train")
 DTYPES: tuple[str, ...] = ("float16", "bfloat16", "float32", "float64")
