@@ -30,6 +30,24 @@ DTYPES: tuple[str, ...] = ("float16", "bfloat16", "float32", "float64")
 SigmoidFn = Callable[[Any], Any]
 
 
+@runtime_checkable
+class SigmoidGradients(Protocol):
+    """Optional: a backend's derivative of its sigmoid and its binary cross-entropy, for ``sigbench accuracy
+    --quantity grad|loss``. A backend without these methods is left out of those two quantities."""
+
+    def sigmoid_grad_variants(self) -> dict[str, str | None]:
+        """Each form of sigma'(x) mapped to None when usable, else to the reason it is not."""
+
+    def sigmoid_grad(self, variant: str, dtype: str) -> SigmoidFn:
+        """sigma'(x) element-wise on the CPU, native arrays in and out, in x's dtype."""
+
+    def bce_forms(self) -> dict[str, str | None]:
+        """Each way the backend computes binary cross-entropy from a logit, mapped to None or a reason."""
+
+    def bce(self, form: str, dtype: str) -> Callable[[np.ndarray, float], tuple[np.ndarray, np.ndarray]]:
+        """Per-element loss and d loss / d logit for logits z (NumPy, ``dtype``) and one target y in {0, 1}."""
+
+
 class TrainSession(Protocol):
     """A network, its optimiser state and one batch, living in a backend."""
 

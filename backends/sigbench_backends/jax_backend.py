@@ -112,6 +112,35 @@ class JaxBackend:
         functions = {"naive": sigmoid_naive, "stable": sigmoid_stable, "builtin": jax.nn.sigmoid}
         return _scoped(jax.jit(functions[variant]), dtype)
 
+    def sigmoid_grad_variants(self) -> dict[str, str | None]:
+        return {"grad": None, "stable": None}
+
+    def sigmoid_grad(self, variant: str, dtype: str) -> Callable[[Any], Any]:
+        functions = {"grad": jax.vmap(jax.grad(jax.nn.sigmoid)), "stable": sigmoid_grad_stable}
+        return _scoped(jax.jit(functions[variant]), dtype)
+
+    def bce_forms(self) -> dict[str, str | None]:
+        no_optax = None if importlib.util.find_spec("optax") else "needs optax: pip install 'sigbench[jax]'"
+        return {"optax": no_optax, "jax step": None}
+
+    def bce(self, form: str, dtype: str) -> Callable[[np.ndarray, float], tuple[np.ndarray, np.ndarray]]:
+        if form == "optax":
+            import optax
+
+            per_element = optax.sigmoid_binary_cross_entropy
+        else:  # the training step's own bce_loss, on one element at a time
+            def per_element(z: jax.Array, y: jax.Array) -> jax.Array:
+                return bce_loss(jax.nn.sigmoid(z)[None], y[None])
+
+        both = _scoped(jax.jit(jax.vmap(jax.value_and_grad(per_element))), dtype)
+
+        def call(z: np.ndarray, y: float) -> tuple[np.ndarray, np.ndarray]:
+            with _x64(dtype):
+                loss, grad = both(self.from_numpy(z, "cpu"), self.from_numpy(np.full_like(z, y), "cpu"))
+            return self.to_numpy(loss), self.to_numpy(grad)
+
+        return call
+
     # --- training step -------------------------------------------------------------------------
 
     def train_variants(self) -> dict[str, str | None]:
@@ -133,6 +162,12 @@ def sigmoid_stable(x: jax.Array) -> jax.Array:
     z = jnp.exp(-jnp.abs(x))
     r = 1 / (1 + z)
     return jnp.where(x >= 0, r, z * r)
+
+
+def sigmoid_grad_stable(x: jax.Array) -> jax.Array:
+    z = jnp.exp(-jnp.abs(x))
+    r = 1 / (1 + z)
+    return z * r * r
 
 
 def _sigmoid_into(out: jax.Array, x: jax.Array) -> jax.Array:

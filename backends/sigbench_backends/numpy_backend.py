@@ -94,6 +94,20 @@ class NumpyBackend:
             return _AccurateSigmoid(self) if dtype == "float32" else sigmoid_accurate
         raise KeyError(variant)
 
+    def sigmoid_grad_variants(self) -> dict[str, str | None]:
+        return {"handwritten": None, "stable": None}
+
+    def sigmoid_grad(self, variant: str, dtype: str) -> Any:
+        return {"handwritten": sigmoid_grad_handwritten, "stable": sigmoid_grad_stable}[variant]
+
+    def bce_forms(self) -> dict[str, str | None]:
+        return {"numpy step": None}
+
+    def bce(self, form: str, dtype: str) -> Any:
+        if form != "numpy step":
+            raise KeyError(form)
+        return bce_step
+
     def pool(self) -> ThreadPoolExecutor:
         if self._pool is None:
             self._pool = ThreadPoolExecutor(self._threads, thread_name_prefix="sigbench-numpy")
@@ -222,6 +236,33 @@ class _AccurateSigmoid:
         hard |= extra
         np.copyto(out, e, casting="same_kind")
         return np.flatnonzero(hard) if hard.any() else None
+
+
+def sigmoid_grad_handwritten(x: np.ndarray) -> np.ndarray:
+    """s * (1 - s) from the naive sigmoid, as the hand-written training step's backward has it."""
+    with np.errstate(over="ignore"):
+        s = sigmoid_naive(x)
+    return s * (1 - s)
+
+
+def sigmoid_grad_stable(x: np.ndarray) -> np.ndarray:
+    """e^-|x| / (1 + e^-|x|)^2: no 1 - s, so no cancellation to 0 for large x."""
+    z = np.exp(-np.abs(x))
+    r = 1 / (1 + z)
+    return z * r * r
+
+
+def bce_step(z: np.ndarray, y: float) -> tuple[np.ndarray, np.ndarray]:
+    """Per element, the arithmetic of ``NumpyTrainSession.loss_and_grads`` (its mean without the 1/n): the naive
+    sigmoid, logs clamped at -100, and PyTorch's backward (p - y) s / max(s, 1e-12) with s = p(1 - p)."""
+    p = np.empty_like(z)
+    _sigmoid_into(z, p)
+    target = z.dtype.type(y)
+    with np.errstate(divide="ignore"):
+        loss = -(target * np.maximum(np.log(p), -100) + (1 - target) * np.maximum(np.log1p(-p), -100))
+    s = (1 - p) * p
+    grad = (p - target) * s / np.maximum(s, z.dtype.type(1e-12))
+    return loss.astype(z.dtype), grad.astype(z.dtype)
 
 
 def sigmoid_builtin(x: np.ndarray) -> np.ndarray:

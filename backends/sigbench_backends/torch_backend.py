@@ -77,6 +77,29 @@ class TorchBackend:
             return _AccurateSigmoid()
         raise KeyError(variant)
 
+    def sigmoid_grad_variants(self) -> dict[str, str | None]:
+        return {"autograd": None, "stable": None}
+
+    def sigmoid_grad(self, variant: str, dtype: str) -> Any:
+        return {"autograd": sigmoid_grad_autograd, "stable": sigmoid_grad_stable}[variant]
+
+    def bce_forms(self) -> dict[str, str | None]:
+        return {"Sigmoid+BCELoss": None, "BCEWithLogitsLoss": None}
+
+    def bce(self, form: str, dtype: str) -> Any:
+        losses = {"Sigmoid+BCELoss": lambda z, y: nn.BCELoss(reduction="none")(torch.sigmoid(z), y),
+                  "BCEWithLogitsLoss": lambda z, y: nn.BCEWithLogitsLoss(reduction="none")(z, y)}
+        loss_fn = losses[form]
+
+        def call(z: np.ndarray, y: float) -> tuple[np.ndarray, np.ndarray]:
+            logits = self.from_numpy(z, "cpu").requires_grad_(True)
+            loss = loss_fn(logits, torch.full_like(logits, y))
+            loss.backward(torch.ones_like(loss))
+            assert logits.grad is not None
+            return self.to_numpy(loss), self.to_numpy(logits.grad)
+
+        return call
+
     # --- training step -------------------------------------------------------------------------
 
     def train_variants(self) -> dict[str, str | None]:
@@ -98,6 +121,20 @@ def sigmoid_stable(x: torch.Tensor) -> torch.Tensor:
     z = torch.exp(-torch.abs(x))
     r = 1 / (1 + z)
     return torch.where(x >= 0, r, z * r)
+
+
+def sigmoid_grad_autograd(x: torch.Tensor) -> torch.Tensor:
+    """What autograd gives for torch.sigmoid: its backward, s * (1 - s) from the rounded s."""
+    leaf = x.detach().requires_grad_(True)
+    torch.sigmoid(leaf).backward(torch.ones_like(leaf))
+    assert leaf.grad is not None
+    return leaf.grad
+
+
+def sigmoid_grad_stable(x: torch.Tensor) -> torch.Tensor:
+    z = torch.exp(-torch.abs(x))
+    r = 1 / (1 + z)
+    return z * r * r
 
 
 class _FastSigmoid:
