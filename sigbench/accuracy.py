@@ -178,10 +178,11 @@ class Totals:
 
     def __add__(self, other: Totals) -> Totals:
         worse = other if other.max_ulp > self.max_ulp or math.isnan(self.worst_input) else self
-        nearest = {name: pick(getattr(self, name), getattr(other, name)) for name, pick in _NEAREST.items()}
-        summed = {f.name: getattr(self, f.name) + getattr(other, f.name) for f in fields(self)
-                  if f.name not in ("max_ulp", "worst_input", *_NEAREST)}
-        return Totals(**summed, **nearest, max_ulp=worse.max_ulp, worst_input=worse.worst_input)
+        combined: dict[str, Any] = {name: pick(getattr(self, name), getattr(other, name))
+                                    for name, pick in _NEAREST.items()}
+        combined.update({f.name: getattr(self, f.name) + getattr(other, f.name) for f in fields(self)
+                         if f.name not in ("max_ulp", "worst_input", *_NEAREST)})
+        return Totals(**combined, max_ulp=worse.max_ulp, worst_input=worse.worst_input)
 
     def row(self) -> dict[str, Any]:
         return {

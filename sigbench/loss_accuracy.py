@@ -7,7 +7,6 @@ then BCELoss, BCEWithLogitsLoss, optax, and sigbench's own NumPy and JAX steps.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -143,12 +142,14 @@ def markdown(table: Any, plots: list[Any]) -> str:
     lines = ["# sigbench accuracy: the binary cross-entropy", "",
              "Per-element BCE and its gradient with respect to the logit z, as each form computes them, against "
              "mpmath (loss: log(1 + e^-z) for target 1, log(1 + e^z) for target 0; gradient: sigma(z) - y), over "
-             f"logits -200..200 (dense near the breaking points). `max_rel_err_typical`: over |z| <= {TYPICAL_LOGIT:g}. "
+             "logits -200..200 (dense near the breaking points). "
+             f"`max_rel_err_typical`: over |z| <= {TYPICAL_LOGIT:g}. "
              f"`departs_below` / `_above`: the logit nearest 0 on each side where the relative error exceeds "
              f"{DEPARTS_REL_ERR:g}. `zero_below` / `_above`: where the form returns exactly 0 while the true value "
-             "is a normal number. `clamp_from`..`clamp_to`: the logits where the loss is exactly the clamp value, though the true loss is not "
-             f"{-BCE_LOG_CLAMP:g} (BCELoss clamps each log at {BCE_LOG_CLAMP:g}). Where the true value is below the "
-             "dtype's normal range, no relative error is counted. -: nowhere in the grid.", ""]
+             "is a normal number. `clamp_from`..`clamp_to`: the logits where the loss is exactly the clamp value "
+             f"{-BCE_LOG_CLAMP:g}, though the true loss is not (BCELoss clamps each log at {BCE_LOG_CLAMP:g}). "
+             "Where the true value is below the dtype's normal range, no relative error is counted. "
+             "-: nowhere in the grid.", ""]
     shown = table.copy()
     for column in COLUMNS[5:]:
         shown[column] = shown[column].map(lambda v: "-" if v is None or v != v else f"{v:.4g}")

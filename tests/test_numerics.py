@@ -5,11 +5,11 @@ import math
 import mpmath
 import numpy as np
 import pytest
+from test_accuracy import _mp_round
 
 from conftest import BACKENDS, need, run_sigmoid
 from sigbench import accuracy, loss_accuracy, reference
 from sigbench.cli import main
-from test_accuracy import _mp_round
 
 
 def _mp_grad(x: float) -> float:
@@ -74,7 +74,8 @@ def test_grad_reference_matches_mpmath():
     x16 = accuracy.all_inputs("float16")
     want16, _ = accuracy.correctly_rounded(x16, "grad")
     normal = np.isfinite(x16) & (want16.astype(np.float64) >= np.finfo(np.float16).tiny)
-    for value, got in zip(x16[normal].astype(np.float64).tolist()[::7], want16[normal].astype(np.float64).tolist()[::7]):
+    values, wants = x16[normal].astype(np.float64).tolist(), want16[normal].astype(np.float64).tolist()
+    for value, got in zip(values[::7], wants[::7]):
         assert got == _mp_round_grad(value, 11), value
 
 
