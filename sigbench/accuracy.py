@@ -1,4 +1,5 @@
-"""``sigbench accuracy``: every sigmoid's error in ULPs against a correctly rounded reference.
+"""``sigbench accuracy``: every sigmoid's (``--quantity value``) or its derivative's (``grad``) error in ULPs
+against a correctly rounded reference; ``--quantity loss`` is in ``sigbench.loss_accuracy``.
 
 float16 and bfloat16 are always checked over all 65,536 inputs; float32 over a stratified sample, or all
 2^32 inputs with ``--exhaustive`` (streamed in chunks); float64 over a sample against mpmath.
@@ -20,6 +21,7 @@ from sigbench.checks import call_counting_warnings, ulp_distance
 from sigbench.workloads import numpy_dtype
 
 ACCURACY_DTYPES: tuple[str, ...] = ("float16", "bfloat16", "float32", "float64")
+QUANTITIES: tuple[str, ...] = ("value", "grad", "loss")
 #: Inputs of float32's default (sampled) run; float64 uses fewer, as each is checked with mpmath.
 SAMPLE_SIZE = {"float32": 1 << 21, "float64": 1 << 14}
 #: Small enough that its buffers come from the allocator's pool, not fresh pages: fresh large arrays are
@@ -77,13 +79,29 @@ def _mp_sigmoid(x: float) -> Any:
         return 1 / (1 + mpmath.exp(-mpmath.mpf(x)))
 
 
-def _decide_with_mpmath(x: float, a_bits: int, b_bits: int, dtype: np.dtype) -> int:
+def _mp_sigmoid_grad(x: float) -> Any:
+    """sigma'(x) = e^-|x| / (1 + e^-|x|)^2 (even in x)."""
+    import mpmath
+
+    with mpmath.workprec(MPMATH_BITS):
+        z = mpmath.exp(-abs(mpmath.mpf(x)))
+        return z / (1 + z) ** 2
+
+
+#: quantity -> (float64 evaluation a few float64 ULPs from the truth, mpmath evaluation)
+_EXACT: dict[str, tuple[Callable[[np.ndarray], np.ndarray], Callable[[float], Any]]] = {
+    "value": (reference.sigmoid, _mp_sigmoid),
+    "grad": (reference.sigmoid_grad, _mp_sigmoid_grad),
+}
+
+
+def _decide_with_mpmath(x: float, a_bits: int, b_bits: int, dtype: np.dtype, quantity: str = "value") -> int:
     """Of two neighbouring candidates (as bit patterns), the one the true sigmoid rounds to (ties to even)."""
     import mpmath
 
     a_bits, b_bits = sorted((a_bits, b_bits))
     va, vb = (float(np.array(v, dtype=_UINT[dtype.itemsize]).view(dtype)) for v in (a_bits, b_bits))
-    true = _mp_sigmoid(x)
+    true = _EXACT[quantity][1](x)
     with mpmath.workprec(MPMATH_BITS):
         midpoint = (mpmath.mpf(va) + mpmath.mpf(vb)) / 2
     if true != midpoint:
@@ -91,8 +109,9 @@ def _decide_with_mpmath(x: float, a_bits: int, b_bits: int, dtype: np.dtype) -> 
     return a_bits if a_bits % 2 == 0 else b_bits
 
 
-def correctly_rounded(x: np.ndarray) -> tuple[np.ndarray, int]:
-    """The sigmoid of each x rounded once to x's dtype, and how many inputs needed mpmath to decide.
+def correctly_rounded(x: np.ndarray, quantity: str = "value") -> tuple[np.ndarray, int]:
+    """The sigmoid (or its derivative, ``quantity="grad"``) of each x rounded once to x's dtype, and how many
+    inputs needed mpmath to decide.
 
     float16/float32: the float64 sigmoid (within a few float64 ULPs of the truth) cast once, which NumPy
     rounds correctly; where it lies within ``HARD_CASE_ULPS`` of a rounding midpoint, mpmath decides.
@@ -100,13 +119,14 @@ def correctly_rounded(x: np.ndarray) -> tuple[np.ndarray, int]:
     float64: mpmath for every finite input.
     """
     dtype = x.dtype
+    in_float64, in_mpmath = _EXACT[quantity]
     if dtype == np.float64:
-        out = np.array([float(_mp_sigmoid(v)) if np.isfinite(v) else float(reference.sigmoid(np.array([v]))[0])
+        out = np.array([float(in_mpmath(v)) if np.isfinite(v) else float(in_float64(np.array([v]))[0])
                         for v in x.tolist()])
         return out, int(np.isfinite(x).sum())
     uint = _UINT[dtype.itemsize]
     with np.errstate(all="ignore"):
-        exact = reference.sigmoid(x.astype(np.float64))
+        exact = in_float64(x.astype(np.float64))
         guess = exact.astype(dtype)
     if dtype.name == "bfloat16":  # pick the nearest of three candidates ourselves
         bits = guess.view(uint).astype(np.int64)
@@ -129,7 +149,7 @@ def correctly_rounded(x: np.ndarray) -> tuple[np.ndarray, int]:
     hard = np.flatnonzero((near_up | near_down) & np.isfinite(exact))
     toward = np.where(near_up, bits + 1, bits - 1)
     for i in hard.tolist():
-        bits[i] = _decide_with_mpmath(float(x[i]), int(bits[i]), int(toward[i]), dtype)
+        bits[i] = _decide_with_mpmath(float(x[i]), int(bits[i]), int(toward[i]), dtype, quantity)
     out = bits.astype(uint).view(dtype).copy()
     out[np.isnan(exact)] = np.nan
     return out, int(hard.size)
@@ -149,12 +169,20 @@ class Totals:
     nan_where_number: int = 0
     wrong_saturation: int = 0
     warnings: int = 0
+    #: Where the result breaks, nearest to 0 on each side: relative error above 1, or exactly 0 where the
+    #: correctly rounded value is not (a vanishing gradient made by rounding). inf: nowhere among the inputs.
+    rel_err_over_1_above: float = math.inf
+    zero_above: float = math.inf
+    rel_err_over_1_below: float = -math.inf
+    zero_below: float = -math.inf
 
     def __add__(self, other: Totals) -> Totals:
         worse = other if other.max_ulp > self.max_ulp or math.isnan(self.worst_input) else self
-        summed = {f.name: getattr(self, f.name) + getattr(other, f.name) for f in fields(self)
-                  if f.name not in ("max_ulp", "worst_input")}
-        return Totals(**summed, max_ulp=worse.max_ulp, worst_input=worse.worst_input)
+        combined: dict[str, Any] = {name: pick(getattr(self, name), getattr(other, name))
+                                    for name, pick in _NEAREST.items()}
+        combined.update({f.name: getattr(self, f.name) + getattr(other, f.name) for f in fields(self)
+                         if f.name not in ("max_ulp", "worst_input", *_NEAREST)})
+        return Totals(**combined, max_ulp=worse.max_ulp, worst_input=worse.worst_input)
 
     def row(self) -> dict[str, Any]:
         return {
@@ -164,7 +192,18 @@ class Totals:
             "over_1ulp": self.over_1ulp, "worst_input": self.worst_input,
             "flushed_subnormals": self.flushed_subnormals, "nan_where_number": self.nan_where_number,
             "wrong_saturation": self.wrong_saturation, "warnings": self.warnings,
+            **{name: getattr(self, name) for name in _NEAREST},
         }
+
+
+_NEAREST: dict[str, Callable[[float, float], float]] = {
+    "rel_err_over_1_above": min, "zero_above": min, "rel_err_over_1_below": max, "zero_below": max}
+
+
+def _nearest_to_zero(x: np.ndarray, mask: np.ndarray) -> tuple[float, float]:
+    """The smallest x > 0 and the largest x < 0 (as float64) where ``mask`` holds; +-inf where none does."""
+    above, below = mask & (x > 0), mask & (x < 0)
+    return (float(x[above].min()) if above.any() else math.inf, float(x[below].max()) if below.any() else -math.inf)
 
 
 def measure_errors(got: np.ndarray, want: np.ndarray, x: np.ndarray, warning_count: int = 0) -> Totals:
@@ -186,6 +225,12 @@ def measure_errors(got: np.ndarray, want: np.ndarray, x: np.ndarray, warning_cou
         nan_where_number = (g != g) & (w == w)
         saturated = ((g == zero) | (g == np.ones((), x.dtype))) & (np.abs(w) >= tiny)
     counted = np.isfinite(ulps) & ~flushed
+    with np.errstate(invalid="ignore", over="ignore"):
+        g64, w64, x64 = g.astype(np.float64), w.astype(np.float64), x_flat[differ].astype(np.float64)
+        rel_over_1 = np.abs(g64 - w64) > np.abs(w64)
+        zero_wrongly = (g64 == 0) & (w64 != 0)
+    over_above, over_below = _nearest_to_zero(x64, rel_over_1)
+    zero_above, zero_below = _nearest_to_zero(x64, zero_wrongly)
     worst = int(np.argmax(np.where(counted, ulps, -1.0))) if differ.size else -1
     found = worst >= 0 and bool(counted[worst])
     return Totals(
@@ -199,6 +244,8 @@ def measure_errors(got: np.ndarray, want: np.ndarray, x: np.ndarray, warning_cou
         nan_where_number=int(np.count_nonzero(nan_where_number)),
         wrong_saturation=int(np.count_nonzero(saturated)),
         warnings=warning_count,
+        rel_err_over_1_above=over_above, zero_above=zero_above,
+        rel_err_over_1_below=over_below, zero_below=zero_below,
     )
 
 
@@ -211,6 +258,7 @@ class AccuracyCase:
 
 def run_cases(cases: list[tuple[AccuracyCase, Callable[[np.ndarray], tuple[np.ndarray, int]]]], dtype: str,
               exhaustive: bool, seed: int, progress: Callable[[int, int, str], None] | None = None,
+              quantity: str = "value",
               ) -> tuple[dict[AccuracyCase, Totals], dict[AccuracyCase, tuple[np.ndarray, np.ndarray]], dict[str, Any]]:
     """Totals per case, a sample of (x, ulp error) per case for plotting, and facts about the reference."""
     if dtype in ("float16", "bfloat16"):
@@ -232,7 +280,7 @@ def run_cases(cases: list[tuple[AccuracyCase, Callable[[np.ndarray], tuple[np.nd
         for index, x in enumerate(batches):
             if progress and total_batches > 1:
                 progress(index, total_batches, f"{dtype} chunk {index + 1}")
-            want, hard = correctly_rounded(x)
+            want, hard = correctly_rounded(x, quantity)
             hard_cases += hard
             keep = np.sort(rng.choice(x.size, size=min(x.size, 4096 if total_batches == 1 else 64), replace=False))
 
@@ -256,18 +304,20 @@ def run_cases(cases: list[tuple[AccuracyCase, Callable[[np.ndarray], tuple[np.nd
     return totals, samples, facts
 
 
-def special_behaviour(run: Callable[[np.ndarray], tuple[np.ndarray, int]], dtype: str) -> str:
+def special_behaviour(run: Callable[[np.ndarray], tuple[np.ndarray, int]], dtype: str, quantity: str = "value",
+                      ) -> str:
     """What goes wrong at the special inputs, or 'ok'."""
     x = special_inputs(dtype)
     got, _ = run(x)
-    want, _ = correctly_rounded(x)
+    want, _ = correctly_rounded(x, quantity)
     problems = []
+    name = "sigmoid" if quantity == "value" else "sigmoid'"
     for value, g, w in zip(x.astype(np.float64).tolist(), got.astype(np.float64).tolist(),
                            want.astype(np.float64).tolist()):
         if math.isnan(w) != math.isnan(g):
-            problems.append(f"sigmoid({value:g}) = {g:g}")
+            problems.append(f"{name}({value:g}) = {g:g}")
         elif not math.isnan(w) and g != w and (g in (0.0, 1.0) or w in (0.0, 1.0)):
-            problems.append(f"sigmoid({value:g}) = {g:g}, want {w:g}")
+            problems.append(f"{name}({value:g}) = {g:g}, want {w:g}")
     return "ok" if not problems else "; ".join(problems[:4]) + ("; ..." if len(problems) > 4 else "")
 
 
@@ -276,14 +326,29 @@ COLUMNS: tuple[str, ...] = (
     "over_1ulp", "worst_input", "flushed_subnormals", "nan_where_number", "wrong_saturation", "warnings",
     "special_inputs", "seconds",
 )
+#: ``--quantity grad`` adds where each derivative breaks.
+GRAD_COLUMNS: tuple[str, ...] = (*COLUMNS[:-2], *_NEAREST, *COLUMNS[-2:])
 
 
 def run(backend_names: list[str], variants: list[str], dtypes: list[str], exhaustive: bool, seed: int,
-        directory: Any, progress: Callable[[int, int, str], None] | None = None) -> list[dict[str, Any]]:
-    """Measure every backend x variant x dtype; write accuracy.csv, .md, .html and one plot per dtype."""
+        directory: Any, progress: Callable[[int, int, str], None] | None = None, quantity: str = "value",
+        ) -> list[dict[str, Any]]:
+    """Measure every backend x variant x dtype; write accuracy.csv, .md, .html and one plot per dtype.
+
+    ``quantity="grad"`` measures the backends' derivatives of the sigmoid instead (their ``sigmoid_grad``
+    forms); ``"loss"`` hands over to ``sigbench.loss_accuracy``.
+    """
     from sigbench import registry
     from sigbench.errors import UsageError
+    from sigbench.interface import SigmoidGradients
     from sigbench.results import atomic_write_text
+
+    if quantity not in QUANTITIES:
+        raise UsageError(f"unknown quantity {quantity!r}; choose from: {', '.join(QUANTITIES)}")
+    if quantity == "loss":
+        from sigbench import loss_accuracy
+
+        return loss_accuracy.run(backend_names, variants, dtypes, exhaustive, directory)
 
     for dtype in dtypes:
         if dtype not in ACCURACY_DTYPES:
@@ -292,7 +357,18 @@ def run(backend_names: list[str], variants: list[str], dtypes: list[str], exhaus
         raise UsageError("--exhaustive applies to float32 (float16 and bfloat16 are always exhaustive); "
                          "add --dtype float32")
     backends = registry.load_all(backend_names)
-    offered = {v for b in backends.values() for v in b.sigmoid_variants()}
+
+    def variants_of(backend: Any) -> dict[str, str | None]:
+        if quantity == "value":
+            return dict(backend.sigmoid_variants())
+        if isinstance(backend, SigmoidGradients):
+            return dict(backend.sigmoid_grad_variants())
+        return {}
+
+    def function(backend: Any, variant: str, dtype: str) -> Callable[[Any], Any]:
+        return backend.sigmoid(variant, dtype, "cpu") if quantity == "value" else backend.sigmoid_grad(variant, dtype)
+
+    offered = {v for b in backends.values() for v in variants_of(b)}
     for variant in variants:
         if variant not in offered:
             raise UsageError(f"unknown variant {variant!r}; the chosen backends offer: {', '.join(sorted(offered))}")
@@ -302,7 +378,7 @@ def run(backend_names: list[str], variants: list[str], dtypes: list[str], exhaus
     for dtype in dtypes:
         cases = []
         for name, backend in backends.items():
-            for variant, reason in backend.sigmoid_variants().items():
+            for variant, reason in variants_of(backend).items():
                 if variants and variant not in variants:
                     continue
                 if reason is None and dtype not in backend.dtypes("cpu"):
@@ -311,23 +387,26 @@ def run(backend_names: list[str], variants: list[str], dtypes: list[str], exhaus
                     rows.append({"backend": name, "variant": variant, "dtype": dtype, "special_inputs": reason,
                                  "mode": "skipped"})
                     continue
-                runner = _runner(backend, backend.sigmoid(variant, dtype, "cpu"))
+                runner = _runner(backend, function(backend, variant, dtype))
                 cases.append((AccuracyCase(name, variant, dtype), runner))
         if not cases:
             continue
-        totals, samples, fact = run_cases(cases, dtype, exhaustive, seed, progress)
+        totals, samples, fact = run_cases(cases, dtype, exhaustive, seed, progress, quantity)
         facts.append(fact)
         samples_by_dtype[dtype] = samples
         for case, runner in cases:
             rows.append({"backend": case.backend, "variant": case.variant, "dtype": dtype, "mode": fact["mode"],
-                         **totals[case].row(), "special_inputs": special_behaviour(runner, dtype),
+                         **totals[case].row(), "special_inputs": special_behaviour(runner, dtype, quantity),
                          "seconds": fact["seconds"]})
     import pandas as pd
 
-    table = pd.DataFrame([{c: r.get(c) for c in COLUMNS} for r in rows], columns=list(COLUMNS))
+    columns = COLUMNS if quantity == "value" else GRAD_COLUMNS
+    table = pd.DataFrame([{c: r.get(c) for c in columns} for r in rows], columns=list(columns))
     atomic_write_text(directory / "accuracy.csv", table.to_csv(index=False))
-    plots = [plot(directory / f"accuracy-{dtype}.png", samples, dtype) for dtype, samples in samples_by_dtype.items()]
-    atomic_write_text(directory / "accuracy.md", markdown(table, facts, plots))
+    stem = "accuracy" if quantity == "value" else "accuracy-grad"
+    plots = [plot(directory / f"{stem}-{dtype}.png", samples, dtype, quantity)
+             for dtype, samples in samples_by_dtype.items()]
+    atomic_write_text(directory / "accuracy.md", markdown(table, facts, plots, quantity))
     from sigbench import html
 
     atomic_write_text(directory / "accuracy.html", html.accuracy_page(table, facts, samples_by_dtype))
@@ -340,14 +419,19 @@ def _runner(backend: Any, fn: Callable[[Any], Any]) -> Callable[[np.ndarray], tu
         lambda: np.array(backend.to_numpy(fn(backend.from_numpy(x, "cpu"))), copy=True))
 
 
-def markdown(table: Any, facts: list[dict[str, Any]], plots: list[Any]) -> str:
+def markdown(table: Any, facts: list[dict[str, Any]], plots: list[Any], quantity: str = "value") -> str:
     from sigbench.report import _md_table
 
-    lines = ["# sigbench accuracy", "",
-             "Error of each sigmoid in ULPs of its dtype against the correctly rounded sigmoid (float64 rounded "
+    what = "sigmoid" if quantity == "value" else "derivative of the sigmoid, sigma'(x) = e^-x/(1+e^-x)^2,"
+    lines = ["# sigbench accuracy" + ("" if quantity == "value" else ": the derivative"), "",
+             f"Error of each {what} in ULPs of its dtype against its correctly rounded value (float64 rounded "
              "once, mpmath where that is too close to call; mpmath alone for float64). `flushed_subnormals`: "
              "results that should be subnormal but are 0; `wrong_saturation`: 0 or 1 where the true result is a "
              "normal number; `nan_where_number`: NaN where a number is due.", ""]
+    if quantity == "grad":
+        lines += ["`rel_err_over_1_above` / `_below`: the input nearest 0 on each side (among those checked) where "
+                  "the relative error exceeds 1; `zero_above` / `_below`: where the result is exactly 0 while the "
+                  "correctly rounded value is not (a vanishing gradient made by rounding); inf: nowhere.", ""]
     for fact in facts:
         lines.append(f"- {fact['dtype']}: {fact['mode']}, {fact['seconds']} s, {fact['mpmath_decided']} inputs "
                      "decided by mpmath")
@@ -358,14 +442,16 @@ def markdown(table: Any, facts: list[dict[str, Any]], plots: list[Any]) -> str:
     shown["worst_input"] = shown["worst_input"].map(lambda v: "-" if v is None or v != v else f"{v:.9g}")
     for column in ("inputs", "over_1ulp", "flushed_subnormals", "nan_where_number", "wrong_saturation", "warnings"):
         shown[column] = shown[column].map(lambda v: "-" if v is None or v != v else f"{int(v):,}")
-    shown["max_ulp"] = shown["max_ulp"].map(lambda v: "-" if v is None or v != v else f"{v:g}")
+    for column in ("max_ulp", *(c for c in _NEAREST if c in shown)):
+        shown[column] = shown[column].map(lambda v: "-" if v is None or v != v else f"{v:.7g}")
     for dtype, group in shown.groupby("dtype", sort=False):
         lines += [f"## {dtype}", "", _md_table(group.drop(columns=["dtype", "seconds"]).fillna("-")), ""]
     lines += [f"![{p.stem}]({p.name})" for p in plots]
     return "\n".join(lines) + "\n"
 
 
-def plot(path: Any, samples: dict[AccuracyCase, tuple[np.ndarray, np.ndarray]], dtype: str) -> Any:
+def plot(path: Any, samples: dict[AccuracyCase, tuple[np.ndarray, np.ndarray]], dtype: str,
+         quantity: str = "value") -> Any:
     from sigbench.plots import _pyplot, _style
 
     plt = _pyplot()
@@ -376,14 +462,17 @@ def plot(path: Any, samples: dict[AccuracyCase, tuple[np.ndarray, np.ndarray]], 
         for case, (x, ulps) in samples.items():
             if case.backend != backend:
                 continue
-            shown = np.isfinite(x) & np.isfinite(ulps) & (x > -110) & (x < 40)  # beyond, every result is exact
+            shown = np.isfinite(x) & np.isfinite(ulps) & (x > -110) & (x < (40 if quantity == "value" else 110))
             style = _style(case.backend, case.variant)
             ax.scatter(x[shown], ulps[shown], s=5, alpha=0.5, color=style["color"] if case.variant == "fast"
                        else None, marker=style["marker"], label=case.variant)
-        ax.set(yscale="symlog", xlabel="x", xlim=(-110, 40), title=f"{backend}, {dtype} (sampled points)")
+        limits = (-110, 40) if quantity == "value" else (-110, 110)
+        ax.set(yscale="symlog", xlabel="x", xlim=limits,
+               title=f"{backend}, {dtype}{'' if quantity == 'value' else ', derivative'} (sampled points)")
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=7, markerscale=2.5, loc="upper right")
-    axes[0][0].set_ylabel("error (ULPs against the correctly rounded sigmoid)")
+    axes[0][0].set_ylabel("error (ULPs against the correctly rounded " + ("sigmoid)" if quantity == "value"
+                                                                           else "derivative)"))
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)

@@ -188,11 +188,14 @@ def build_parser() -> argparse.ArgumentParser:
                     "bfloat16 over all 65,536 inputs, float32 over a stratified sample (or all 2^32 inputs with "
                     "--exhaustive), float64 over a sample checked with mpmath. Writes accuracy.csv, accuracy.md "
                     "and a plot of the error against x per dtype.",
-        epilog="examples:\n  sigbench accuracy\n  sigbench accuracy --exhaustive --dtype float32 -o reports/acc32",
+        epilog="examples:\n  sigbench accuracy\n  sigbench accuracy --exhaustive --dtype float32 -o reports/acc32\n"
+               "  sigbench accuracy --quantity grad --dtype float16\n  sigbench accuracy --quantity loss",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     _add_backend_option(accuracy)
+    accuracy.add_argument("--quantity", default="value", choices=("value", "grad", "loss"),
+                          help="value (the sigmoid, default), grad (its derivative) or loss (BCE and d BCE/d logit)")
     accuracy.add_argument("--variant", "-v", action="append", default=[], metavar="NAME",
-                          help="variant (repeat; default: all)")
+                          help="variant, derivative form or loss form (repeat; default: all)")
     accuracy.add_argument("--dtype", action="append", default=[], metavar="NAME",
                           help="float16, bfloat16, float32 or float64 (repeat; default: all)")
     accuracy.add_argument("--exhaustive", action="store_true", help="float32: every one of the 2^32 inputs")
@@ -451,10 +454,10 @@ def cmd_accuracy(args: argparse.Namespace) -> int:
     names = args.backend or registry.installed_names()
     for name in names:
         registry.get_spec(name)
-    dtypes = args.dtype or list(accuracy.ACCURACY_DTYPES)
+    dtypes = args.dtype or ([] if args.quantity == "loss" else list(accuracy.ACCURACY_DTYPES))
     directory = results.prepare_output_dir(args.output_dir, args.force)
     with progress.bar("sigbench accuracy", quiet=args.quiet) as show:
-        accuracy.run(names, args.variant, dtypes, args.exhaustive, args.seed, directory, show)
+        accuracy.run(names, args.variant, dtypes, args.exhaustive, args.seed, directory, show, args.quantity)
     print((directory / "accuracy.md").read_text(encoding="utf-8"))
     print(f"sigbench: accuracy written to {directory}/", file=sys.stderr)
     return EXIT_OK

@@ -14,18 +14,38 @@ if TYPE_CHECKING:
     from sigbench.workloads import MLPParams, TrainStart
 
 #: Sigmoid variants, in the order every backend defines them.
-SIGMOID_VARIANTS: tuple[str, ...] = ("naive", "stable", "builtin", "fast")
+SIGMOID_VARIANTS: tuple[str, ...] = ("naive", "stable", "builtin", "fast", "accurate")
 #: What each variant is, for ``--help`` and reports.
 SIGMOID_VARIANT_HELP: dict[str, str] = {
     "naive": "the tutorial's 1/(1+exp(-x)), as written (may overflow and warn)",
     "stable": "exp(-|x|) form: no overflow, no warning for any finite input",
     "builtin": "the library's own sigmoid (scipy.special.expit, torch.sigmoid, jax.nn.sigmoid)",
     "fast": "the fastest honest version: reuses its output buffer (the next call overwrites it)",
+    "accurate": "correctly rounded (float64 inside, rounded once; NumPy float32: Ziv's fast path plus exact "
+                "slow path); reuses its output buffer",
 }
 WORKLOADS: tuple[str, ...] = ("sigmoid", "train")
 DTYPES: tuple[str, ...] = ("float16", "bfloat16", "float32", "float64")
 
 SigmoidFn = Callable[[Any], Any]
+
+
+@runtime_checkable
+class SigmoidGradients(Protocol):
+    """Optional: a backend's derivative of its sigmoid and its binary cross-entropy, for ``sigbench accuracy
+    --quantity grad|loss``. A backend without these methods is left out of those two quantities."""
+
+    def sigmoid_grad_variants(self) -> dict[str, str | None]:
+        """Each form of sigma'(x) mapped to None when usable, else to the reason it is not."""
+
+    def sigmoid_grad(self, variant: str, dtype: str) -> SigmoidFn:
+        """sigma'(x) element-wise on the CPU, native arrays in and out, in x's dtype."""
+
+    def bce_forms(self) -> dict[str, str | None]:
+        """Each way the backend computes binary cross-entropy from a logit, mapped to None or a reason."""
+
+    def bce(self, form: str, dtype: str) -> Callable[[np.ndarray, float], tuple[np.ndarray, np.ndarray]]:
+        """Per-element loss and d loss / d logit for logits z (NumPy, ``dtype``) and one target y in {0, 1}."""
 
 
 class TrainSession(Protocol):

@@ -17,6 +17,12 @@ def sigmoid(x: np.ndarray) -> np.ndarray:
     return np.where(x >= 0, 1.0 / (1.0 + z), z / (1.0 + z))
 
 
+def sigmoid_grad(x: np.ndarray) -> np.ndarray:
+    """sigma'(x) = e^-|x| / (1 + e^-|x|)^2 in float64: never 1 - s, which rounds to 0 for large x."""
+    z = np.exp(-np.abs(np.asarray(x, dtype=np.float64)))
+    return z / ((1.0 + z) * (1.0 + z))
+
+
 def forward(params: MLPParams, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Hidden activations and output probabilities."""
     hidden = np.maximum(x @ params.w1.T + params.b1, 0.0)

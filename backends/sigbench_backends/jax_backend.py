@@ -102,13 +102,44 @@ class JaxBackend:
     # --- sigmoid -------------------------------------------------------------------------------
 
     def sigmoid_variants(self) -> dict[str, str | None]:
-        return {"naive": None, "stable": None, "builtin": None, "fast": None}
+        return {"naive": None, "stable": None, "builtin": None, "fast": None, "accurate": None}
 
     def sigmoid(self, variant: str, dtype: str, device: str) -> Callable[[Any], Any]:
         if variant == "fast":
             return _scoped(_FastSigmoid(), dtype)
+        if variant == "accurate":  # float64 inside, whatever the dtype
+            return _scoped(_FastSigmoid(_sigmoid_accurate_into_jit), "float64")
         functions = {"naive": sigmoid_naive, "stable": sigmoid_stable, "builtin": jax.nn.sigmoid}
         return _scoped(jax.jit(functions[variant]), dtype)
+
+    def sigmoid_grad_variants(self) -> dict[str, str | None]:
+        return {"grad": None, "stable": None}
+
+    def sigmoid_grad(self, variant: str, dtype: str) -> Callable[[Any], Any]:
+        functions = {"grad": jax.vmap(jax.grad(jax.nn.sigmoid)), "stable": sigmoid_grad_stable}
+        return _scoped(jax.jit(functions[variant]), dtype)
+
+    def bce_forms(self) -> dict[str, str | None]:
+        no_optax = None if importlib.util.find_spec("optax") else "needs optax: pip install 'sigbench[jax]'"
+        return {"optax": no_optax, "jax step": None}
+
+    def bce(self, form: str, dtype: str) -> Callable[[np.ndarray, float], tuple[np.ndarray, np.ndarray]]:
+        if form == "optax":
+            import optax
+
+            per_element = optax.sigmoid_binary_cross_entropy
+        else:  # the training step's own bce_loss, on one element at a time
+            def per_element(z: jax.Array, y: jax.Array) -> jax.Array:
+                return bce_loss(jax.nn.sigmoid(z)[None], y[None])
+
+        both = _scoped(jax.jit(jax.vmap(jax.value_and_grad(per_element))), dtype)
+
+        def call(z: np.ndarray, y: float) -> tuple[np.ndarray, np.ndarray]:
+            with _x64(dtype):
+                loss, grad = both(self.from_numpy(z, "cpu"), self.from_numpy(np.full_like(z, y), "cpu"))
+            return self.to_numpy(loss), self.to_numpy(grad)
+
+        return call
 
     # --- training step -------------------------------------------------------------------------
 
@@ -133,6 +164,12 @@ def sigmoid_stable(x: jax.Array) -> jax.Array:
     return jnp.where(x >= 0, r, z * r)
 
 
+def sigmoid_grad_stable(x: jax.Array) -> jax.Array:
+    z = jnp.exp(-jnp.abs(x))
+    r = 1 / (1 + z)
+    return z * r * r
+
+
 def _sigmoid_into(out: jax.Array, x: jax.Array) -> jax.Array:
     """Written as an update of ``out`` so that XLA keeps the (donated) argument and aliases it to the result;
     an unused argument would be pruned and its donation lost."""
@@ -142,17 +179,40 @@ def _sigmoid_into(out: jax.Array, x: jax.Array) -> jax.Array:
 _sigmoid_into_jit = jax.jit(_sigmoid_into, donate_argnums=0)
 
 
-class _FastSigmoid:
-    """jax.nn.sigmoid writing into the previous call's output, donated: no fresh large allocation per call."""
+def _sigmoid_accurate_into(out: jax.Array, x: jax.Array) -> jax.Array:
+    """jax.nn.sigmoid in float64 rounded once to x's dtype, fused by XLA into one pass; to be traced with x64 on.
 
-    def __init__(self) -> None:
+    float16 and bfloat16 go through float32 rounded to odd, so that XLA's conversion (which may pass
+    through float32) cannot round twice. XLA on CPU flushes subnormal results to zero all the same.
+    """
+    if x.dtype == jnp.float64:
+        return out.at[...].set(jax.nn.sigmoid(x))
+    wide = jax.nn.sigmoid(x.astype(jnp.float64))
+    if x.dtype == jnp.float32:
+        return out.at[...].set(wide.astype(jnp.float32))
+    narrow = wide.astype(jnp.float32)
+    bits = jax.lax.bitcast_convert_type(narrow, jnp.int32)
+    bits = bits - (narrow.astype(jnp.float64) > wide).astype(jnp.int32)
+    truncated = jax.lax.bitcast_convert_type(bits, jnp.float32)
+    bits = bits | (truncated.astype(jnp.float64) != wide).astype(jnp.int32)
+    return out.at[...].set(jax.lax.bitcast_convert_type(bits, jnp.float32).astype(x.dtype))
+
+
+_sigmoid_accurate_into_jit = jax.jit(_sigmoid_accurate_into, donate_argnums=0)
+
+
+class _FastSigmoid:
+    """A sigmoid writing into the previous call's output, donated: no fresh large allocation per call."""
+
+    def __init__(self, into: Callable[[jax.Array, jax.Array], jax.Array] = _sigmoid_into_jit) -> None:
+        self._into = into
         self._out: jax.Array | None = None
 
     def __call__(self, x: jax.Array) -> jax.Array:
         out = self._out
         if out is None or out.shape != x.shape or out.dtype != x.dtype or out.devices() != x.devices():
             out = jax.device_put(jnp.empty_like(x), next(iter(x.devices())))
-        self._out = _sigmoid_into_jit(out, x)
+        self._out = self._into(out, x)
         return self._out
 
 

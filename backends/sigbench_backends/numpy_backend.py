@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, NamedTuple
 
@@ -90,8 +91,22 @@ class NumpyBackend:
         if variant == "numexpr":
             return _NumexprSigmoid(self._threads)
         if variant == "accurate":
-            return sigmoid_accurate
+            return _AccurateSigmoid(self) if dtype == "float32" else sigmoid_accurate
         raise KeyError(variant)
+
+    def sigmoid_grad_variants(self) -> dict[str, str | None]:
+        return {"handwritten": None, "stable": None}
+
+    def sigmoid_grad(self, variant: str, dtype: str) -> Any:
+        return {"handwritten": sigmoid_grad_handwritten, "stable": sigmoid_grad_stable}[variant]
+
+    def bce_forms(self) -> dict[str, str | None]:
+        return {"numpy step": None}
+
+    def bce(self, form: str, dtype: str) -> Any:
+        if form != "numpy step":
+            raise KeyError(form)
+        return bce_step
 
     def pool(self) -> ThreadPoolExecutor:
         if self._pool is None:
@@ -121,11 +136,41 @@ def sigmoid_stable(x: np.ndarray) -> np.ndarray:
 
 def sigmoid_accurate(x: np.ndarray) -> np.ndarray:
     """Correctly rounded for half and single precision on all but a handful of inputs: the stable form in
-    float64, rounded once (never through a flushing path, so subnormal results stay subnormal)."""
+    float64, rounded once (never through a flushing path, so subnormal results stay subnormal).
+
+    The slow path of ``accurate`` for float32, and all of it for float16 and float64.
+    """
     if x.dtype == np.float64:
         return sigmoid_stable(x)
     with np.errstate(invalid="ignore"):  # NaN inputs stay NaN, quietly
         return sigmoid_stable(x.astype(np.float64)).astype(x.dtype)
+
+
+def sigmoid_grad_handwritten(x: np.ndarray) -> np.ndarray:
+    """s * (1 - s) from the naive sigmoid, as the hand-written training step's backward has it."""
+    with np.errstate(over="ignore"):
+        s = sigmoid_naive(x)
+    return s * (1 - s)
+
+
+def sigmoid_grad_stable(x: np.ndarray) -> np.ndarray:
+    """e^-|x| / (1 + e^-|x|)^2: no 1 - s, so no cancellation to 0 for large x."""
+    z = np.exp(-np.abs(x))
+    r = 1 / (1 + z)
+    return z * r * r
+
+
+def bce_step(z: np.ndarray, y: float) -> tuple[np.ndarray, np.ndarray]:
+    """Per element, the arithmetic of ``NumpyTrainSession.loss_and_grads`` (its mean without the 1/n): the naive
+    sigmoid, logs clamped at -100, and PyTorch's backward (p - y) s / max(s, 1e-12) with s = p(1 - p)."""
+    p = np.empty_like(z)
+    _sigmoid_into(z, p)
+    target = z.dtype.type(y)
+    with np.errstate(divide="ignore"):
+        loss = -(target * np.maximum(np.log(p), -100) + (1 - target) * np.maximum(np.log1p(-p), -100))
+    s = (1 - p) * p
+    grad = (p - target) * s / np.maximum(s, z.dtype.type(1e-12))
+    return loss.astype(z.dtype), grad.astype(z.dtype)
 
 
 def sigmoid_builtin(x: np.ndarray) -> np.ndarray:
@@ -149,13 +194,93 @@ class _FastSigmoid:
         flat_in, flat_out = x.reshape(-1), out.reshape(-1)
         threads = min(self._backend._threads, max(1, flat_in.size // _MIN_CHUNK))
         if threads <= 1:
-            _sigmoid_into(flat_in, flat_out)
+            self._chunk(flat_in, flat_out)
             return out
         bounds = np.linspace(0, flat_in.size, threads + 1).astype(int)
         pool = self._backend.pool()
-        list(pool.map(lambda i: _sigmoid_into(flat_in[bounds[i]:bounds[i + 1]], flat_out[bounds[i]:bounds[i + 1]]),
+        list(pool.map(lambda i: self._chunk(flat_in[bounds[i]:bounds[i + 1]], flat_out[bounds[i]:bounds[i + 1]]),
                       range(threads)))
         return out
+
+    def _chunk(self, x: np.ndarray, out: np.ndarray) -> None:
+        """One thread's share."""
+        _sigmoid_into(x, out)
+
+
+#: Ziv's fast path for float32: exp(-x) = T[k] * P(r) with k/S the nearest multiple of 1/S to x, |r| <= 1/(2S)
+#: and P the degree-3 Taylor polynomial of exp(-r/S): relative error below 2^-36.6 (Taylor's remainder
+#: (2^-8)^4/24 plus a few float64 roundings). Arguments beyond +-_ZIV_LIMIT give 0 or 1 in float32 anyway.
+_ZIV_SCALE = 128
+_ZIV_LIMIT = 110 * _ZIV_SCALE
+_ZIV_POLY = (-1.0 / _ZIV_SCALE, 1.0 / (2 * _ZIV_SCALE**2), -1.0 / (6 * _ZIV_SCALE**3))
+#: Half-width, in float64 ULPs of the result, of the band around a float32 rounding midpoint inside which
+#: the fast path cannot decide: 2^17 ULPs is above the bound 2^-36.6 * 2^52 = 2^15.4 with margin.
+_ZIV_BAND = 1 << 17
+#: Below this x the float32 result is subnormal (its midpoints are not where the bit test looks) or
+#: exp(-x) is large: the slow path takes these.
+_ZIV_SUBNORMAL_X = np.float32(-87.3)
+_ZIV_BLOCK = 1 << 14
+
+
+class _AccurateSigmoid(_FastSigmoid):
+    """Correctly rounded float32 sigmoid by Ziv's strategy, into one reused buffer, in blocks over the threads.
+
+    Fast path: a float64 evaluation with a proven relative error bound (a table of exp(-k/128) and a cubic),
+    about 20 ufunc passes over a cache-sized block. Where its result lies within the bound of a float32
+    rounding midpoint (about 1 input in 2000, found by a test on the float64 bits), or would be subnormal,
+    the slow path recomputes with the float64 stable form (libm's exp), the same as ``sigmoid_accurate``.
+    """
+
+    def __init__(self, backend: NumpyBackend) -> None:
+        super().__init__(backend)
+        self._table = np.exp(-np.arange(-_ZIV_LIMIT, _ZIV_LIMIT + 1, dtype=np.float64) / _ZIV_SCALE)
+        self._scratch = threading.local()
+
+    def _chunk(self, x: np.ndarray, out: np.ndarray) -> None:
+        hard: list[np.ndarray] = []
+        with np.errstate(all="ignore"):  # inf - inf for infinite inputs: those take the slow path
+            for start in range(0, x.size, _ZIV_BLOCK):
+                found = self._block(x[start:start + _ZIV_BLOCK], out[start:start + _ZIV_BLOCK])
+                if found is not None:
+                    hard.append(found + start)
+        if hard:
+            where = np.concatenate(hard)
+            out[where] = sigmoid_accurate(x[where])
+
+    def _block(self, x: np.ndarray, out: np.ndarray) -> np.ndarray | None:
+        """The fast path on one block; returns the indices the slow path must redo, or None."""
+        scratch = self._scratch
+        if not hasattr(scratch, "buffers"):
+            scratch.buffers = (np.empty(_ZIV_BLOCK, np.float32), np.empty(_ZIV_BLOCK, np.float32),
+                               np.empty(_ZIV_BLOCK, np.int32), np.empty(_ZIV_BLOCK, np.float64),
+                               np.empty(_ZIV_BLOCK, np.float64), np.empty(_ZIV_BLOCK, np.int64),
+                               np.empty(_ZIV_BLOCK, np.bool_), np.empty(_ZIV_BLOCK, np.bool_))
+        u, k, index, poly, e, bits, hard, extra = (b[:x.size] for b in scratch.buffers)
+        c1, c2, c3 = (np.float64(c) for c in _ZIV_POLY)
+        np.multiply(x, np.float32(_ZIV_SCALE), out=u)  # exact: a power of two
+        np.rint(u, out=k)
+        np.subtract(u, k, out=u)  # r, exact (Sterbenz), |r| <= 1/2
+        np.add(k, _ZIV_LIMIT, out=index, casting="unsafe")
+        np.multiply(u, c3, out=poly)
+        poly += c2
+        poly *= u
+        poly += c1
+        poly *= u
+        poly += 1
+        np.take(self._table, index, out=e, mode="clip")  # beyond the table, 0 or 1 all the same
+        e *= poly
+        e += 1
+        np.divide(1, e, out=e)  # 1 / (1 + exp(-x)) cannot overflow in float64 here
+        # float32 midpoints are where the 29 low bits of the float64 are 2^28
+        np.subtract(e.view(np.int64), (1 << 28) - _ZIV_BAND, out=bits)
+        bits &= (1 << 29) - 1
+        np.less(bits, 2 * _ZIV_BAND, out=hard)
+        np.less(x, _ZIV_SUBNORMAL_X, out=extra)
+        hard |= extra
+        np.greater(x, np.float32(_ZIV_LIMIT / _ZIV_SCALE), out=extra)  # also +inf, whose r is NaN
+        hard |= extra
+        np.copyto(out, e, casting="same_kind")
+        return np.flatnonzero(hard) if hard.any() else None
 
 
 class _NumexprSigmoid:

@@ -62,7 +62,7 @@ class TorchBackend:
     # --- sigmoid -------------------------------------------------------------------------------
 
     def sigmoid_variants(self) -> dict[str, str | None]:
-        return {"naive": None, "stable": None, "builtin": None, "fast": None}
+        return {"naive": None, "stable": None, "builtin": None, "fast": None, "accurate": None}
 
     def sigmoid(self, variant: str, dtype: str, device: str) -> Any:
         if variant == "naive":
@@ -73,7 +73,32 @@ class TorchBackend:
             return torch.sigmoid
         if variant == "fast":
             return _FastSigmoid()
+        if variant == "accurate":
+            return _AccurateSigmoid()
         raise KeyError(variant)
+
+    def sigmoid_grad_variants(self) -> dict[str, str | None]:
+        return {"autograd": None, "stable": None}
+
+    def sigmoid_grad(self, variant: str, dtype: str) -> Any:
+        return {"autograd": sigmoid_grad_autograd, "stable": sigmoid_grad_stable}[variant]
+
+    def bce_forms(self) -> dict[str, str | None]:
+        return {"Sigmoid+BCELoss": None, "BCEWithLogitsLoss": None}
+
+    def bce(self, form: str, dtype: str) -> Any:
+        losses = {"Sigmoid+BCELoss": lambda z, y: nn.BCELoss(reduction="none")(torch.sigmoid(z), y),
+                  "BCEWithLogitsLoss": lambda z, y: nn.BCEWithLogitsLoss(reduction="none")(z, y)}
+        loss_fn = losses[form]
+
+        def call(z: np.ndarray, y: float) -> tuple[np.ndarray, np.ndarray]:
+            logits = self.from_numpy(z, "cpu").requires_grad_(True)
+            loss = loss_fn(logits, torch.full_like(logits, y))
+            loss.backward(torch.ones_like(loss))
+            assert logits.grad is not None
+            return self.to_numpy(loss), self.to_numpy(logits.grad)
+
+        return call
 
     # --- training step -------------------------------------------------------------------------
 
@@ -98,6 +123,20 @@ def sigmoid_stable(x: torch.Tensor) -> torch.Tensor:
     return torch.where(x >= 0, r, z * r)
 
 
+def sigmoid_grad_autograd(x: torch.Tensor) -> torch.Tensor:
+    """What autograd gives for torch.sigmoid: its backward, s * (1 - s) from the rounded s."""
+    leaf = x.detach().requires_grad_(True)
+    torch.sigmoid(leaf).backward(torch.ones_like(leaf))
+    assert leaf.grad is not None
+    return leaf.grad
+
+
+def sigmoid_grad_stable(x: torch.Tensor) -> torch.Tensor:
+    z = torch.exp(-torch.abs(x))
+    r = 1 / (1 + z)
+    return z * r * r
+
+
 class _FastSigmoid:
     """torch.sigmoid into one reused output tensor: no large fresh allocation per call."""
 
@@ -109,6 +148,54 @@ class _FastSigmoid:
         if out is None or out.shape != x.shape or out.dtype != x.dtype or out.device != x.device:
             out = self._out = torch.empty_like(x)
         return torch.sigmoid(x, out=out)
+
+
+#: float64 scratch per block: 2^18 doubles (2 MiB) stay in cache between the three passes, and few enough
+#: blocks (64 at n = 2^24) that the intra-op threads rarely meet at a barrier.
+_ACCURATE_BLOCK = 1 << 18
+
+
+class _AccurateSigmoid:
+    """torch.sigmoid in float64, rounded once to the input's dtype, in cache-sized blocks into one reused buffer.
+
+    Correctly rounded except where the float64 value (a few float64 ULPs off) lies that close to a rounding
+    midpoint. float16 and bfloat16 go through float32 rounded to odd, because PyTorch converts float64 to
+    them through float32, and a plain double rounding would be wrong near their midpoints.
+    """
+
+    def __init__(self) -> None:
+        self._out: torch.Tensor | None = None
+        self._scratch: torch.Tensor | None = None
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        out = self._out
+        if out is None or out.shape != x.shape or out.dtype != x.dtype or out.device != x.device:
+            out = self._out = torch.empty_like(x)
+        if x.dtype == torch.float64:
+            return torch.sigmoid(x, out=out)
+        if self._scratch is None or self._scratch.device != x.device:
+            self._scratch = torch.empty(_ACCURATE_BLOCK, dtype=torch.float64, device=x.device)
+        flat_in, flat_out = x.reshape(-1), out.view(-1)
+        for start in range(0, flat_in.numel(), _ACCURATE_BLOCK):
+            block_in = flat_in[start:start + _ACCURATE_BLOCK]
+            wide = self._scratch[:block_in.numel()]
+            wide.copy_(block_in)
+            torch.sigmoid(wide, out=wide)
+            if x.dtype == torch.float32:
+                flat_out[start:start + _ACCURATE_BLOCK].copy_(wide)
+            else:
+                flat_out[start:start + _ACCURATE_BLOCK].copy_(round_to_odd_float32(wide))
+        return out
+
+
+def round_to_odd_float32(wide: torch.Tensor) -> torch.Tensor:
+    """Non-negative float64 values rounded to float32 by rounding to odd: truncate, then set the last bit if
+    anything was lost. Rounding that once more to a type of at most 22 bits equals rounding the float64 once."""
+    narrow = wide.to(torch.float32)
+    bits = narrow.view(torch.int32)
+    bits -= (narrow.to(torch.float64) > wide).to(torch.int32)
+    bits |= (bits.view(torch.float32).to(torch.float64) != wide).to(torch.int32)
+    return bits.view(torch.float32)
 
 
 class TutorialNet(nn.Module):

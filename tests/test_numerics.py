@@ -1,0 +1,203 @@
+"""The accurate sigmoids at the hardest float32 inputs, the derivative and the BCE forms at their breaking
+points, each against mpmath."""
+import math
+
+import mpmath
+import numpy as np
+import pytest
+from test_accuracy import _mp_round
+
+from conftest import BACKENDS, need, run_sigmoid
+from sigbench import accuracy, loss_accuracy, reference
+from sigbench.cli import main
+
+
+def _mp_grad(x: float) -> float:
+    with mpmath.workprec(200):
+        z = mpmath.exp(-abs(mpmath.mpf(x)))
+        return float(z / (1 + z) ** 2)
+
+
+def _mp_bce(z: float, y: int) -> tuple[float, float]:
+    with mpmath.workprec(200):
+        m = mpmath.mpf(z)
+        return float(mpmath.log1p(mpmath.exp(-m if y else m))), float(1 / (1 + mpmath.exp(-m)) - y)
+
+
+def _hardest_float32(start_bits: int, count: int = 40) -> np.ndarray:
+    """Of 2^18 consecutive float32 inputs, those whose sigmoid lies closest to a float32 rounding midpoint."""
+    x = np.arange(start_bits, start_bits + (1 << 18), dtype=np.uint32).view(np.float32)
+    exact = reference.sigmoid(x.astype(np.float64))
+    guess = exact.astype(np.float32).astype(np.float64)
+    half = np.spacing(exact.astype(np.float32)).astype(np.float64) / 2
+    margin = np.abs(np.abs(exact - guess) - half) / np.spacing(exact)
+    return x[np.argsort(margin)[:count]]
+
+
+@pytest.mark.parametrize("start_bits", [0x3F000000, 0x40A00000, 0xC0A00000, 0x41500000, 0xC1800000, 0xC2A00000])
+def test_accurate_is_correctly_rounded_nearest_the_midpoints(backend, start_bits):
+    """Inputs from 0.5, 5, -5, 13, -16 and -80 on: the fast paths' error bounds are tested where they matter."""
+    x = _hardest_float32(start_bits)
+    got = run_sigmoid(backend, "accurate", x)
+    for value, g in zip(x.tolist(), got.tolist()):
+        assert g == _mp_round(value, 24), value
+
+
+def test_accurate_float32_agrees_with_the_reference_on_a_large_sample(backend):
+    """Blocks, threads and the slow path's indices: every element lands in its place."""
+    x = accuracy.sample_inputs("float32", 1 << 18, seed=5)
+    want, _ = accuracy.correctly_rounded(x)
+    totals = accuracy.measure_errors(run_sigmoid(backend, "accurate", x), want, x)
+    assert totals.nan_where_number == 0 and totals.max_ulp == 0, totals.row()
+    assert totals.correctly_rounded + totals.flushed_subnormals == totals.inputs  # XLA flushes: counted apart
+
+
+def test_accurate_bfloat16_over_every_input(backend):
+    if "bfloat16" not in backend.dtypes("cpu"):
+        pytest.skip(f"{backend.name} has no bfloat16")
+    x = accuracy.all_inputs("bfloat16")
+    want, _ = accuracy.correctly_rounded(x)
+    totals = accuracy.measure_errors(run_sigmoid(backend, "accurate", x), want, x)
+    assert totals.correctly_rounded + totals.flushed_subnormals == totals.inputs, totals.row()
+
+
+def test_grad_reference_matches_mpmath():
+    rng = np.random.default_rng(3)
+    x = np.concatenate([(rng.standard_normal(2000) * 20), [0.0, 16.6, 17.0, -17.0, 87.0, -87.0]]).astype(np.float32)
+    want, _ = accuracy.correctly_rounded(x, "grad")
+    for value, got in zip(x.tolist(), want.tolist()):
+        with mpmath.workprec(200):
+            z = mpmath.exp(-abs(mpmath.mpf(value)))
+            true = z / (1 + z) ** 2
+        with mpmath.workprec(24):
+            assert got == float(+true), value
+    x16 = accuracy.all_inputs("float16")
+    want16, _ = accuracy.correctly_rounded(x16, "grad")
+    normal = np.isfinite(x16) & (want16.astype(np.float64) >= np.finfo(np.float16).tiny)
+    values, wants = x16[normal].astype(np.float64).tolist(), want16[normal].astype(np.float64).tolist()
+    for value, got in zip(values[::7], wants[::7]):
+        assert got == _mp_round_grad(value, 11), value
+
+
+def _mp_round_grad(x: float, bits: int) -> float:
+    with mpmath.workprec(200):
+        z = mpmath.exp(-abs(mpmath.mpf(x)))
+        value = z / (1 + z) ** 2
+    with mpmath.workprec(bits):
+        return float(+value)
+
+
+def _grad(backend, variant: str, x: np.ndarray) -> np.ndarray:
+    fn = backend.sigmoid_grad(variant, x.dtype.name)
+    return backend.to_numpy(fn(backend.from_numpy(x, "cpu"))).copy()
+
+
+def test_derivative_vanishes_where_the_sigmoid_rounds_to_1(backend):
+    """At x = 17 the float32 sigmoid is 1, so s(1 - s) is exactly 0; the true derivative is 4.1e-8, and the
+    stable form gets it within 4 ULPs."""
+    x = np.array([17.0, 20.0, 1.0, -17.0], np.float32)
+    variants = list(backend.sigmoid_grad_variants())
+    framework = _grad(backend, variants[0], x)
+    stable = _grad(backend, "stable", x)
+    true = np.array([_mp_grad(v) for v in x.tolist()])
+    assert framework[0] == 0 and framework[1] == 0 and true[0] > 4e-8
+    assert np.all(np.abs(stable - true) <= 4 * np.spacing(true.astype(np.float32)).astype(np.float64))
+    assert abs(framework[2] - true[2]) <= 4 * float(np.spacing(np.float32(true[2])))
+    assert abs(framework[3] - true[3]) <= 4 * float(np.spacing(np.float32(true[3])))  # s is accurate for x < 0
+
+
+def test_measure_errors_finds_where_the_derivative_vanishes():
+    backend = need("numpy")
+    x = np.arange(np.float32(14), np.float32(18), np.float32(1 / 1024), dtype=np.float32)
+    want, _ = accuracy.correctly_rounded(x, "grad")
+    totals = accuracy.measure_errors(_grad(backend, "handwritten", x), want, x)
+    first_one = float(x[(1 / (1 + np.exp(-x))) == 1][0])  # where the float32 sigmoid first rounds to 1
+    assert totals.zero_above == first_one and 16.5 < first_one < 16.7
+    assert math.isinf(totals.rel_err_over_1_above)  # s(1 - s) is at most 2x off before it drops to 0
+
+
+#: (form, backend, target, logit, loss, d loss / d logit) where a form returns the clamp value or 0 exactly.
+EXACT_FAILURES = [
+    ("Sigmoid+BCELoss", "torch", 0, 17.0, 100.0, 0.0),  # sigmoid rounds to 1: log(1 - 1) clamped, gradient 0
+    ("Sigmoid+BCELoss", "torch", 1, -90.0, 100.0, 0.0),  # sigmoid is 0: log 0 clamped; true gradient -1
+    ("numpy step", "numpy", 0, 17.0, 100.0, 0.0),
+    ("numpy step", "numpy", 1, -90.0, 100.0, 0.0),
+    ("jax step", "jax", 1, -90.0, 100.0, 0.0),
+]
+
+
+@pytest.mark.parametrize("form, name, y, z, loss, grad", EXACT_FAILURES)
+def test_bce_forms_return_the_clamp_and_a_zero_gradient(form, name, y, z, loss, grad):
+    backend = need(name)
+    got_loss, got_grad = backend.bce(form, "float32")(np.array([z], np.float32), float(y))
+    assert got_loss[0] == loss and got_grad[0] == grad
+    true_loss, true_grad = _mp_bce(z, y)
+    assert abs(true_loss - loss) > 1 and abs(true_grad) > 0.99  # far from the truth
+
+
+@pytest.mark.parametrize("form, name", [("BCEWithLogitsLoss", "torch"), ("optax", "jax")])
+def test_logit_forms_follow_the_true_loss_where_the_tutorial_breaks(form, name):
+    backend = need(name)
+    z = np.array([17.0, -90.0, -150.0, 0.5, -3.0], np.float32)
+    for y in (0, 1):
+        got_loss, got_grad = backend.bce(form, "float32")(z, float(y))
+        for value, gl, gg in zip(z.tolist(), got_loss.tolist(), got_grad.tolist()):
+            true_loss, true_grad = _mp_bce(value, y)
+            if true_loss > 1e-3:
+                assert abs(gl - true_loss) <= 1e-6 * true_loss, (y, value)
+            if abs(true_grad) > 1e-3:
+                assert abs(gg - true_grad) <= 1e-6 * abs(true_grad), (y, value)
+
+
+def test_numpy_bce_step_is_the_training_steps_loss():
+    """The per-element form averages to the hand-written step's own loss (an independent path: the session)."""
+    backend = need("numpy")
+    from sigbench.workloads import TrainConfig, train_start
+
+    start = train_start(TrainConfig(batch=32, hidden=16, dtype="float32"), seed=0)
+    session = backend.train_session("handwritten", start, "cpu")
+    loss, _ = session.loss_and_grads()
+    params = start.params
+    hidden = np.maximum(start.x @ params.w1.T + params.b1, 0)
+    z = (hidden @ params.w2.T + params.b2).astype(np.float32)
+    per_element = [backend.bce("numpy step", "float32")(z[start.y == y], float(y))[0] for y in (0, 1)]
+    assert np.concatenate(per_element).mean() == pytest.approx(float(loss), rel=1e-5)
+
+
+def test_summarise_reports_the_clamp_and_departure():
+    z = np.array([-1.0, 0.0, 10.0, 16.0, 17.0, 30.0], np.float32)
+    true = np.array([_mp_bce(v, 0)[0] for v in z.tolist()])
+    got = true.astype(np.float32).copy()
+    got[3] *= np.float32(1.01)  # 1% off
+    got[4:] = 100.0
+    row = loss_accuracy.summarise(z, got, true, "float32", "loss")
+    assert row["departs_above"] == 16.0 and math.isnan(row["departs_below"])
+    assert row["clamp_from"] == 17.0 and row["clamp_to"] == 30.0
+    assert row["max_rel_err_typical"] < 1e-6
+
+
+def test_accuracy_quantities_write_their_files(tmp_path):
+    if not BACKENDS:
+        pytest.skip("no backend under test")
+    backends = [arg for name in BACKENDS for arg in ("--backend", name)]
+    assert main(["accuracy", "--quantity", "grad", "--dtype", "float16", "-o", str(tmp_path / "g"), "-q",
+                 *backends]) == 0
+    assert (tmp_path / "g" / "accuracy-grad-float16.png").stat().st_size > 1000
+    assert main(["accuracy", "--quantity", "loss", "-o", str(tmp_path / "l"), "-q", *backends]) == 0
+    import pandas as pd
+
+    table = pd.read_csv(tmp_path / "l" / "accuracy.csv")
+    assert set(table["quantity"]) <= {"loss", "dloss"} and set(table["target"]) == {0, 1}
+    assert (tmp_path / "l" / "accuracy-loss.png").stat().st_size > 1000
+    assert (tmp_path / "l" / "accuracy-dloss.png").stat().st_size > 1000
+
+
+@pytest.mark.parametrize("argv, fragment", [
+    (["--quantity", "loss", "--dtype", "float16"], "--quantity loss takes --dtype float32 or float64"),
+    (["--quantity", "loss", "--exhaustive"], "--exhaustive applies to --quantity value and grad"),
+])
+def test_loss_bad_input_exits_2(argv, fragment, tmp_path, capsys):
+    if not BACKENDS:
+        pytest.skip("no backend under test")
+    assert main(["accuracy", *argv, "-o", str(tmp_path / "a"), "--backend", BACKENDS[0]]) == 2
+    assert fragment in capsys.readouterr().err
