@@ -1,12 +1,31 @@
 """sigbench: compare NumPy, PyTorch and JAX on the same work, checked and timed.
 
-Importing this package is light: no framework, no pandas. Backends load on first use.
+Importing this package is light: no framework, no pandas. Backends load on first use, and the Python
+API (``run``, ``load``, ``compare``, ``accuracy``; see ``sigbench.api``) loads on first access.
 """
 from __future__ import annotations
 
-__version__ = "0.1.0"
+from typing import TYPE_CHECKING, Any
+
+from sigbench.errors import UsageError
+
+__version__ = "0.2.0"
 
 #: Version of the results files (CSV/JSON) this sigbench writes and reads.
 SCHEMA_VERSION = 2
 
-__all__ = ["__version__", "SCHEMA_VERSION"]
+_API = ("run", "load", "compare", "accuracy", "Results", "AccuracyResults")
+
+__all__ = ["__version__", "SCHEMA_VERSION", "UsageError", "run", "load", "compare", "accuracy", "Results",
+           "AccuracyResults"]
+
+if TYPE_CHECKING:
+    from sigbench.api import AccuracyResults, Results, accuracy, compare, load, run
+
+
+def __getattr__(name: str) -> Any:
+    if name in _API:
+        from sigbench import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'sigbench' has no attribute {name!r}")

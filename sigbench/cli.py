@@ -294,17 +294,15 @@ def run_options(args: argparse.Namespace, output_dir: Path | None = None) -> Any
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from sigbench import progress, results, runner
+    from sigbench import api, progress, results
 
     with progress.bar("sigbench run", quiet=args.quiet or args.json) as show:
-        outcome = runner.execute(run_options(args), show)
+        outcome = api.execute(run_options(args), show)
     directory = outcome.directory
     if args.json:
         print((directory / results.RESULTS_JSON).read_text(encoding="utf-8"))
     else:
-        from sigbench import report
-
-        print(report.markdown([results.load(directory)], directory))
+        print(outcome.markdown())
     if outcome.status != "complete":
         print(f"sigbench: run {outcome.status}; the {len(outcome.rows)} finished rows are saved in {directory}/",
               file=sys.stderr)
@@ -315,14 +313,14 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_aa(args: argparse.Namespace) -> int:
-    from sigbench import compare, progress, results
+    from sigbench import comparison, progress, results
 
     directory = results.prepare_output_dir(args.output_dir, args.force)
     with progress.bar("sigbench aa", quiet=args.quiet or args.json) as show:
-        outcome = compare.aa_test(run_options(args, directory), directory, args.threshold, show)
+        outcome = comparison.aa_test(run_options(args, directory), directory, args.threshold, show)
     print(outcome.text)
     print(f"sigbench aa: {len(outcome.flagged)} of {len(outcome.rows)} cases flagged beyond {args.threshold:.0%} "
-          f"({outcome.rate:.1%}; goal at most {compare.AA_GOAL:.0%}); runs and aa.md in {directory}/",
+          f"({outcome.rate:.1%}; goal at most {comparison.AA_GOAL:.0%}); runs and aa.md in {directory}/",
           file=sys.stderr)
     return outcome.exit_code
 
@@ -443,23 +441,19 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from sigbench import compare
+    from sigbench import comparison
 
-    return compare.main(args.base, args.new, args.threshold, args.output)
+    return comparison.main(args.base, args.new, args.threshold, args.output)
 
 
 def cmd_accuracy(args: argparse.Namespace) -> int:
-    from sigbench import accuracy, progress, registry, results
+    from sigbench import api
 
-    names = args.backend or registry.installed_names()
-    for name in names:
-        registry.get_spec(name)
-    dtypes = args.dtype or ([] if args.quantity == "loss" else list(accuracy.ACCURACY_DTYPES))
-    directory = results.prepare_output_dir(args.output_dir, args.force)
-    with progress.bar("sigbench accuracy", quiet=args.quiet) as show:
-        accuracy.run(names, args.variant, dtypes, args.exhaustive, args.seed, directory, show, args.quantity)
-    print((directory / "accuracy.md").read_text(encoding="utf-8"))
-    print(f"sigbench: accuracy written to {directory}/", file=sys.stderr)
+    outcome = api.accuracy(args.backend, variants=args.variant, dtypes=args.dtype, quantity=args.quantity,
+                           exhaustive=args.exhaustive, seed=args.seed, output_dir=args.output_dir,
+                           force=args.force, progress=not args.quiet)
+    print(outcome.markdown())
+    print(f"sigbench: accuracy written to {outcome.directory}/", file=sys.stderr)
     return EXIT_OK
 
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from conftest import BACKENDS, need
-from sigbench import accuracy
+from sigbench import ulp_accuracy as accuracy
 from sigbench.cli import main
 
 

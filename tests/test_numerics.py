@@ -8,7 +8,8 @@ import pytest
 from test_accuracy import _mp_round
 
 from conftest import BACKENDS, need, run_sigmoid
-from sigbench import accuracy, loss_accuracy, reference
+from sigbench import loss_accuracy, reference
+from sigbench import ulp_accuracy as accuracy
 from sigbench.cli import main
 
 

@@ -1,0 +1,233 @@
+"""sigbench from Python: run, load, compare and accuracy, returning objects with DataFrames.
+
+The command line is a thin layer over these functions: one code path. Errors a user can cause raise
+``sigbench.UsageError`` with the messages the CLI prints; nothing here calls ``sys.exit``. Results show
+as tables in Jupyter (``_repr_html_``) and as markdown in a terminal.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sigbench.errors import UsageError
+from sigbench.plan import DEFAULT_CASE_TIMEOUT_S, RunOptions
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+#: Every file a saved run can have besides results.json.
+ALL_FORMATS: tuple[str, ...] = ("csv", "md", "html", "png")
+
+PathLike = str | Path
+
+
+def _names(value: str | Iterable[str] | None, what: str) -> list[str]:
+    """A list of names from a list, one name, or None (meaning: the default)."""
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [value]
+    names = list(value)
+    if not all(isinstance(name, str) for name in names):
+        raise UsageError(f"{what} must be names (strings), got {names!r}")
+    return names
+
+
+def _whole_numbers(value: int | Iterable[int] | None, what: str) -> list[int]:
+    if value is None:
+        return []
+    numbers = [value] if isinstance(value, int) else list(value)
+    if not all(isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in numbers):
+        raise UsageError(f"{what} must be whole numbers above 0, got {numbers!r}")
+    return numbers
+
+
+@contextmanager
+def _progress(show: bool, description: str) -> Iterator[Callable[[int, int, str], None]]:
+    from sigbench import progress
+
+    with progress.bar(description, quiet=not show) as callback:
+        yield callback
+
+
+class Results:
+    """A run: its rows, metadata and status, and the folder its files are in."""
+
+    def __init__(self, document: dict[str, Any], directory: Path, exit_code: int = 0) -> None:
+        self.document = document
+        self.directory = directory
+        self.exit_code = exit_code
+
+    @property
+    def rows(self) -> list[dict[str, Any]]:
+        return list(self.document["rows"])
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        return dict(self.document.get("metadata", {}))
+
+    @property
+    def status(self) -> str:
+        return str(self.document.get("status"))
+
+    def frame(self) -> pd.DataFrame:
+        """One row per case, with the columns of results.csv."""
+        from sigbench import report
+
+        return report.frame(self.rows)
+
+    def summary(self) -> pd.DataFrame:
+        """The report's summary: the fastest backend/variant per workload and size range."""
+        from sigbench import report
+
+        return report.summary_table(self.frame())
+
+    def markdown(self) -> str:
+        """The whole report, as results.md has it."""
+        from sigbench import report
+
+        return report.markdown([self.document], self.directory)
+
+    def save(self, path: PathLike, force: bool = False, formats: Iterable[str] = ALL_FORMATS) -> Path:
+        """Write results.json and the chosen files (csv, md, html, png) into ``path``, as the CLI does.
+
+        ``path`` must be new or empty unless ``force`` is given (then only sigbench's files are replaced).
+        """
+        from sigbench import plots, results
+
+        chosen = tuple(formats)
+        unknown = [f for f in chosen if f not in ALL_FORMATS]
+        if unknown:
+            raise UsageError(f"unknown format {unknown[0]!r}; choose from {', '.join(ALL_FORMATS)}")
+        directory = results.prepare_output_dir(Path(path), force)
+        if "png" in chosen:
+            plots.write_all(directory, self.rows, self.metadata)
+        results.write(directory, self.rows, self.metadata, self.status, chosen)
+        return directory
+
+    def _repr_html_(self) -> str:
+        summary = self.summary()
+        table = summary.to_html(index=False, escape=True) if not summary.empty else "<p>No case was timed.</p>"
+        return (f"<p><b>sigbench results</b> ({self.status}, {len(self.rows)} rows in "
+                f"<code>{self.directory}</code>)</p>{table}")
+
+    def __repr__(self) -> str:
+        from sigbench import report
+
+        lines = report.summary(self.frame())
+        head = f"sigbench results ({self.status}, {len(self.rows)} rows in {self.directory})"
+        return head + "\n\n" + "\n".join(lines[2:]).rstrip()
+
+
+def execute(options: RunOptions, progress: Callable[[int, int, str], None] | None = None) -> Results:
+    """Run ``options`` (the CLI's path too) and return its ``Results``."""
+    from sigbench import results, runner
+
+    outcome = runner.execute(options, progress)
+    return Results(results.load(outcome.directory), outcome.directory, outcome.exit_code)
+
+
+def run(backends: str | Iterable[str] | None = None, *, variants: str | Iterable[str] | None = None,
+        workloads: str | Iterable[str] | None = None, sizes: int | Iterable[int] | None = None,
+        batches: int | Iterable[int] | None = None, hiddens: int | Iterable[int] | None = None,
+        dtype: str = "float32", device: str = "cpu", preset: str = "default", processes: int | None = None,
+        threads: int | None = None, seed: int = 0, min_time_s: float | None = None,
+        max_time_s: float | None = None, case_timeout_s: float = DEFAULT_CASE_TIMEOUT_S,
+        in_process: bool = False, output_dir: PathLike | None = None, force: bool = False,
+        formats: Iterable[str] = ("csv", "md", "html"), progress: bool = False) -> Results:
+    """Check and time every backend x variant x size, like ``sigbench run``.
+
+    Defaults as on the command line (every installed backend and variant, both workloads); the files go
+    to ``output_dir`` (new or empty, or ``force``), else to a new folder reports/run-<time>, as there.
+    ``Results.save`` writes them elsewhere too.
+    """
+    from sigbench.interface import WORKLOADS
+
+    if preset not in ("quick", "default", "rigorous"):
+        raise UsageError(f"unknown preset {preset!r}; choose from: quick, default, rigorous")
+    options = RunOptions(
+        backends=_names(backends, "backends"), variants=_names(variants, "variants"),
+        workloads=_names(workloads, "workloads") or list(WORKLOADS), sizes=_whole_numbers(sizes, "sizes"),
+        dtype=dtype, device=device, preset=preset, min_time_s=min_time_s, max_time_s=max_time_s,
+        threads=threads, seed=seed, batches=_whole_numbers(batches, "batches"),
+        hiddens=_whole_numbers(hiddens, "hiddens"), output_dir=None if output_dir is None else Path(output_dir),
+        force=force,
+        formats=tuple(formats), processes=processes, in_process=in_process, case_timeout_s=case_timeout_s,
+    )
+    with _progress(progress, "sigbench run") as show:
+        return execute(options, show)
+
+
+def load(path: PathLike) -> Results:
+    """A saved run: its folder or its results.json."""
+    from sigbench import results
+
+    document = results.load(Path(path))
+    directory = Path(document["path"]).parent
+    return Results(document, directory)
+
+
+def _as_results(value: Results | PathLike) -> Results:
+    return value if isinstance(value, Results) else load(value)
+
+
+def compare(base: Results | PathLike, new: Results | PathLike, threshold: float = 0.05) -> pd.DataFrame:
+    """``sigbench compare``: one row per case timed in both, with new/base, its interval and a verdict."""
+    import pandas as pd
+
+    from sigbench import comparison
+
+    if not 0 <= threshold < 10:
+        raise UsageError(f"threshold {threshold!r}: give a fraction, e.g. 0.05 for 5%")
+    rows = comparison.compare_rows(_as_results(base).rows, _as_results(new).rows, threshold)
+    return pd.DataFrame(rows)
+
+
+class AccuracyResults:
+    """An accuracy measurement: one row per backend/variant/dtype, and the folder of its files."""
+
+    def __init__(self, rows: list[dict[str, Any]], directory: Path) -> None:
+        self._rows = rows
+        self.directory = directory
+
+    def frame(self) -> pd.DataFrame:
+        import pandas as pd
+
+        return pd.DataFrame(self._rows)
+
+    def markdown(self) -> str:
+        return (self.directory / "accuracy.md").read_text(encoding="utf-8")
+
+    def _repr_html_(self) -> str:
+        return self.frame().to_html(index=False)
+
+    def __repr__(self) -> str:
+        return self.markdown()
+
+
+def accuracy(backends: str | Iterable[str] | None = None, *, variants: str | Iterable[str] | None = None,
+             dtypes: str | Iterable[str] | None = None, quantity: str = "value", exhaustive: bool = False,
+             seed: int = 0, output_dir: PathLike | None = None, force: bool = False,
+             progress: bool = False) -> AccuracyResults:
+    """``sigbench accuracy``: each variant's error against a correctly rounded reference.
+
+    The files go to ``output_dir`` (new or empty, or ``force``), else to a new folder under reports/.
+    """
+    from sigbench import registry, results, ulp_accuracy
+
+    names = _names(backends, "backends") or registry.installed_names()
+    for name in names:
+        registry.get_spec(name)
+    chosen = _names(dtypes, "dtypes") or ([] if quantity == "loss" else list(ulp_accuracy.ACCURACY_DTYPES))
+    if quantity not in ulp_accuracy.QUANTITIES:
+        raise UsageError(f"unknown quantity {quantity!r}; choose from: {', '.join(ulp_accuracy.QUANTITIES)}")
+    for dtype in chosen:
+        if dtype not in ulp_accuracy.ACCURACY_DTYPES:
+            raise UsageError(f"unknown dtype {dtype!r}; choose from: {', '.join(ulp_accuracy.ACCURACY_DTYPES)}")
+    directory = results.prepare_output_dir(None if output_dir is None else Path(output_dir), force)
+    with _progress(progress, "sigbench accuracy") as show:
+        rows = ulp_accuracy.run(names, _names(variants, "variants"), chosen, exhaustive, seed, directory, show,
+                             quantity)
+    return AccuracyResults(rows, directory)
