@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from sigbench import machine, registry
+from sigbench.errors import Interrupted
 from sigbench.plan import Case
 from sigbench.timing import PRESETS, TimerConfig, measure
 from sigbench.workloads import TrainConfig, numpy_dtype, sigmoid_input, train_start
@@ -158,6 +159,8 @@ class BackendWorker:
             else:
                 result = self._train(case, seed, timer, check)
             result["status"] = "ok"
+        except Interrupted:  # SIGTERM in the in-process mode: the run's to handle
+            raise
         except MemoryError:
             result = {"status": "error", "message": "out of memory"}
         except Exception as error:  # a backend failing one case must not end the run
