@@ -404,3 +404,40 @@ def accuracy_page(table: pd.DataFrame, facts: list[dict[str, Any]],
                                              "yaxis": {"title": {"text": "error (ULPs)"}, "rangemode": "tozero"}}))
         body.append(f'<div class="scroll">{table_html(rows_table(group.drop(columns=["dtype"])))}</div>')
     return page("sigbench accuracy", "\n".join(body), figures)
+
+
+#: Points per line of a loss chart: the logit grid (dense near the breaking points) is thinned evenly in index.
+LOSS_POINTS = 1500
+
+
+def loss_page(table: pd.DataFrame, curves: dict[tuple[str, float], list[tuple[str, np.ndarray, np.ndarray]]],
+              names: dict[str, str], dtype: str, floor: float = 1e-9) -> str:
+    """accuracy.html for ``--quantity loss``: relative error against the logit, one chart per quantity and
+    target (one line per form), and the sortable table of accuracy.csv.
+
+    ``curves`` maps (quantity, target) -> [(label, logits, relative errors)]; ``names`` titles each quantity.
+    """
+    import numpy as np
+
+    figures = _Figures()
+    body = ["<h1>sigbench accuracy: the binary cross-entropy</h1>",
+            f"<p>Relative error of each form of the per-element loss and of its gradient with respect to the logit, "
+            f"against mpmath, in {html.escape(dtype)} (log scale, errors below {floor:g} drawn at {floor:g}). Hover a "
+            "line for the logit and its error; click a legend entry to hide a form; click a table header to "
+            "sort.</p>"]
+    for quantity, title in names.items():
+        for target in (0.0, 1.0):
+            lines = curves.get((quantity, target), [])
+            if not lines:
+                continue
+            traces = [{"type": "scatter", "mode": "lines", "name": label, "x": z[kept].tolist(),
+                       "y": np.clip(np.nan_to_num(rel[kept], nan=floor), floor, None).tolist(),
+                       "hovertemplate": f"<b>{html.escape(label)}</b><br>z = %{{x:.6g}}<br>"
+                                        "relative error %{y:.3g}<extra></extra>"}
+                      for label, z, rel in lines for kept in [np.unique(np.linspace(0, z.size - 1, LOSS_POINTS,
+                                                                                     dtype=int))]]
+            body.append(figures.add(traces, {"title": {"text": f"{title}, target {int(target)}"},
+                                             "xaxis": {"title": {"text": "logit z"}},
+                                             "yaxis": {"title": {"text": "relative error"}, "type": "log"}}))
+    body.append(f'<div class="scroll">{table_html(rows_table(table))}</div>')
+    return page("sigbench accuracy: loss", "\n".join(body), figures)

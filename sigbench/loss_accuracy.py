@@ -133,6 +133,9 @@ def run(backend_names: list[str], forms: list[str], dtypes: list[str], exhaustiv
     plots = [plot(directory / f"accuracy-{quantity}.png", curves, quantity, dtypes[0]) for quantity in QUANTITY_NAMES
              if any(key[0] == quantity for key in curves)]
     atomic_write_text(directory / "accuracy.md", markdown(table, plots))
+    from sigbench import html
+
+    atomic_write_text(directory / "accuracy.html", html.loss_page(table, curves, QUANTITY_NAMES, dtypes[0]))
     return rows
 
 

@@ -326,3 +326,21 @@ def test_accuracy_page_in_a_browser(browser, tmp_path, capsys):
                            ".findIndex(th => th.textContent === 'max_ulp')")
     ulps = [k for k in _column_keys(page, 0, column) if k is not None]
     assert ulps == sorted(ulps) and len(ulps) == len(measured)
+
+
+def test_loss_page_in_a_browser(browser, tmp_path, capsys):
+    if not BACKENDS:
+        pytest.skip("no backend under test")
+    out = tmp_path / "loss"
+    assert main(["accuracy", "--quantity", "loss", "-b", BACKENDS[0], "-q", "-o", str(out)]) == 0
+    table = pd.read_csv(out / "accuracy.csv")
+    assert (out / "accuracy.html").stat().st_size < 3 * 2**20
+    page, errors, blocked = _open(browser, out / "accuracy.html")
+    page.screenshot(path=str(tmp_path / "loss.png"), full_page=True)
+    assert errors == [] and blocked == []
+    charts = _drawn(page)
+    assert len(charts) == 4  # loss and its gradient, for target 0 and 1
+    forms = sorted({f"{b}: {f}" for b, f, q in zip(table["backend"], table["form"], table["quantity"])
+                    if q == "loss"})
+    for chart in charts:
+        assert sorted(chart["names"]) == forms and chart["drawn"] == chart["data"] == len(forms)
