@@ -72,6 +72,9 @@ class Backend(Protocol):
     def copy_fn(self, device: str, nbytes: int) -> Callable[[], Any]:
         """A call copying ``nbytes`` between two buffers on ``device``: the bandwidth limit to compare with."""
 
+    def matmul_fn(self, device: str, n: int, dtype: str = "float32") -> Callable[[], Any]:
+        """A call multiplying two ``n`` x ``n`` matrices on ``device``: the arithmetic limit to compare with."""
+
     def set_threads(self, threads: int) -> dict[str, Any]:
         """Use ``threads`` CPU threads; return the settings actually in force."""
 

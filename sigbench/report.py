@@ -156,6 +156,13 @@ def _time_cell(row: pd.Series, base: pd.Series | None) -> str:
     return text
 
 
+def _floor_cell(row: pd.Series, base: pd.Series | None) -> str:
+    fraction = row["floor_fraction"]
+    if fraction is None or (isinstance(fraction, float) and math.isnan(fraction)):
+        return "-"
+    return f"{format_seconds(row['floor_s'])} ({fraction:.3f})"
+
+
 def half_peak(group: pd.DataFrame, machines: int) -> list[str]:
     """Per backend/variant: peak throughput and the smallest size reaching half of it.
 
@@ -207,6 +214,11 @@ def tables(table: pd.DataFrame) -> list[str]:
                 rate = _pivot(group, machines, lambda r, b: "-" if r["gflops"] is None or math.isnan(r["gflops"])
                               else f"{r['gflops']:.2f}")
                 lines += ["GFLOP/s:", "", _md_table(rate.rename(columns={"size": index_name})), ""]
+            if group["floor_fraction"].notna().any():
+                floor = _pivot(group, machines, _floor_cell)
+                lines += ["Arithmetic floor (the step's FLOPs at the run's best measured GEMM rate) and the fraction "
+                          "of the step's time it accounts for (1.0 = a step running at GEMM speed):", "",
+                          _md_table(floor.rename(columns={"size": index_name})), ""]
         errors = _pivot(group, machines, lambda r, b: "-" if r["max_error"] is None or
                         (isinstance(r["max_error"], float) and math.isnan(r["max_error"]))
                         else f"{r['max_error']:.3g} {r['error_unit']}")
@@ -229,6 +241,11 @@ def environment(documents: list[dict[str, Any]]) -> list[str]:
             lines.append("  - copy bandwidth (bytes read + written): " + ", ".join(
                 f"{k.removeprefix('copy_gbps_')} {v:.1f} GB/s" for k, v in bw.items() if k.startswith("copy_gbps_"))
                 + f"; limit used: {bw.get('copy_gbps', 0):.1f} GB/s")
+        if meta.get("gemm"):
+            gemm = meta["gemm"]
+            lines.append("  - GEMM rate (square matmul, the training rows' dtype): " + ", ".join(
+                f"{k.removeprefix('gemm_gflops_')} {v:.1f} GFLOP/s" for k, v in gemm.items()
+                if k.startswith("gemm_gflops_")) + f"; floor uses: {gemm.get('gemm_gflops', 0):.1f} GFLOP/s")
         lines.append(f"  - threads: {meta.get('threads', {})}")
         blas = ", ".join(f"{b.get('internal_api')} {b.get('version')} ({b.get('num_threads')} threads)"
                          for b in meta.get("blas", []))

@@ -24,7 +24,8 @@ KEY_COLUMNS: tuple[str, ...] = ("workload", "backend", "variant", "device", "dty
 COLUMNS: tuple[str, ...] = (
     *KEY_COLUMNS, "batch", "status", "check_passed", "max_error", "error_unit", "max_ulp",
     "max_abs_error", "flushed_subnormals", "warnings", "first_call_s", *STAT_FIELDS,
-    "loops_per_sample", "timer_overhead_s", "gbps", "bandwidth_fraction", "gflops", "seed", "threads",
+    "loops_per_sample", "timer_overhead_s", "gbps", "bandwidth_fraction", "gflops", "floor_s", "floor_fraction",
+    "seed", "threads",
     "machine", "message",
 )
 

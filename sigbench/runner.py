@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from sigbench import registry
+from sigbench import limits, registry
 from sigbench.errors import UsageError
 from sigbench.interface import DTYPES, WORKLOADS, Backend
 from sigbench.timing import PRESETS, TimerConfig, measure
@@ -274,7 +274,10 @@ def execute(options: RunOptions, progress: Callable[[str], None] | None = None) 
         try:
             if options.measure_bandwidth and any(c.workload == "sigmoid" for c in cases):
                 say("measuring the copy bandwidth ...")
-                meta["bandwidth"] = copy_bandwidth(backends, options.device)
+                meta["bandwidth"] = limits.copy_bandwidth(backends, limit_devices(backends, options.device))
+            if options.measure_bandwidth and any(c.workload == "train" for c in cases):  # limits: GEMM rate
+                say("measuring the GEMM rate ...")
+                meta["gemm"] = limits.gemm_rate(backends, limit_devices(backends, options.device), options.dtype)
             results.write(directory, rows, meta, status, options.formats)
             started = time.perf_counter()
             for index, case in enumerate(cases):
@@ -306,29 +309,10 @@ def execute(options: RunOptions, progress: Callable[[str], None] | None = None) 
     return RunResult(directory, rows, status, exit_code)
 
 
-#: Bytes each bandwidth measurement copies: well past the caches.
-COPY_BYTES = {"cpu": 1 << 27, "gpu": 1 << 30}
-
-
-def copy_bandwidth(backends: dict[str, Backend], device: str) -> dict[str, float]:
-    """Each backend's copy bandwidth (bytes read plus written) on the device; the best is the limit."""
-    timer = PRESETS["quick"]
-    found: dict[str, float] = {}
-    for name, backend in backends.items():
-        resolved = resolve_device(backend, device)
-        if resolved is None:
-            continue
-        nbytes = COPY_BYTES["cpu" if resolved == "cpu" else "gpu"]
-        try:
-            call = backend.copy_fn(resolved, nbytes)
-            median_s = measure(call, lambda: backend.synchronize(resolved), timer).stats.median_s
-        except Exception as error:  # a backend that cannot copy does not stop the run
-            warnings.warn(f"sigbench: {name} copy bandwidth not measured: {error}", stacklevel=2)
-            continue
-        found[f"copy_gbps_{name}"] = 2 * nbytes / median_s / 1e9
-    if found:
-        found["copy_gbps"] = max(found.values())
-    return found
+def limit_devices(backends: dict[str, Backend], device: str) -> dict[str, str]:
+    """Each backend's name for ``device``, for the limits measured once per run (sigbench.limits)."""
+    resolved = {name: resolve_device(backend, device) for name, backend in backends.items()}
+    return {name: found for name, found in resolved.items() if found is not None}
 
 
 def run_case(backend: Backend, case: Case, options: RunOptions, timer: TimerConfig,
@@ -339,7 +323,7 @@ def run_case(backend: Backend, case: Case, options: RunOptions, timer: TimerConf
         if case.workload == "sigmoid":
             row.update(_sigmoid_case(backend, case, options, timer, meta))
         else:
-            row.update(_train_case(backend, case, options, timer))
+            row.update(_train_case(backend, case, options, timer, meta))
         row["status"] = "ok"
     except (KeyboardInterrupt, Interrupted):
         raise
@@ -416,7 +400,8 @@ def _sigmoid_case(backend: Backend, case: Case, options: RunOptions, timer: Time
     return row
 
 
-def _train_case(backend: Backend, case: Case, options: RunOptions, timer: TimerConfig) -> dict[str, Any]:
+def _train_case(backend: Backend, case: Case, options: RunOptions, timer: TimerConfig,
+                meta: dict[str, Any]) -> dict[str, Any]:
     from sigbench.checks import train_verdict
 
     config = TrainConfig(batch=case.size, hidden=case.hidden or TrainConfig.hidden, dtype=case.dtype)
@@ -438,6 +423,7 @@ def _train_case(backend: Backend, case: Case, options: RunOptions, timer: TimerC
         "samples_s": list(measurement.samples_s),
     }
     row["gflops"] = config.flops_per_step() / row["median_s"] / 1e9
+    row.update(limits.floor_columns(config.flops_per_step(), row["median_s"], meta.get("gemm")))
     return row
 
 

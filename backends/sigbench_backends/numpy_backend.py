@@ -58,6 +58,12 @@ class NumpyBackend:
 
         return copy
 
+    def matmul_fn(self, device: str, n: int, dtype: str = "float32") -> Any:
+        """An ``n`` x ``n`` BLAS matmul into a preallocated array (BLAS threads as ``set_threads`` left them)."""
+        a = np.ones((n, n), dtype=numpy_dtype(dtype))
+        b, out = np.ones_like(a), np.empty_like(a)
+        return lambda: np.matmul(a, b, out=out)
+
     def set_threads(self, threads: int) -> dict[str, Any]:
         from threadpoolctl import threadpool_info, threadpool_limits
 

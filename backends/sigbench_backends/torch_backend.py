@@ -59,9 +59,9 @@ class TorchBackend:
         dst = torch.empty_like(src)
         return lambda: dst.copy_(src)
 
-    def matmul_fn(self, device: str, n: int) -> Callable[[], Any]:
-        """An ``n`` x ``n`` float32 matmul into a preallocated tensor: the arithmetic limit to compare with."""
-        a = torch.ones(n, n, dtype=torch.float32, device=device)
+    def matmul_fn(self, device: str, n: int, dtype: str = "float32") -> Callable[[], Any]:
+        """An ``n`` x ``n`` matmul into a preallocated tensor: the arithmetic limit to compare with."""
+        a = torch.ones(n, n, dtype=_DTYPES[dtype], device=device)
         b = torch.ones_like(a)
         out = torch.empty_like(a)
         return lambda: torch.mm(a, b, out=out)
