@@ -352,10 +352,10 @@ class CompiledTrainSession(FunctionalTrainSession):
             raise RuntimeError(reason)
         super().__init__(backend, start, device)
         key = (device, start.config, *(tuple(p.shape) for p in self._params), tuple(self._x.shape))
-        self._compiled = compiled_step(key)
+        self.compiled = compiled_step(key)
 
     def step(self) -> torch.Tensor:
-        return self._compiled(*self.arguments())
+        return self.compiled(*self.arguments())
 
 
 class GraphedTrainSession(FunctionalTrainSession):
