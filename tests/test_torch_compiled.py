@@ -46,9 +46,9 @@ def test_compiled_reset_replays_the_same_run_without_compiling_again(compiled):
     again = [session.loss_value(session.step()) for _ in range(4)]
     assert first == again and first[0] > first[-1]
     # a second session of the same shape reuses the compiled step (the K sessions of a run compile once)
-    key = ("cpu", start.config, *(tuple(p.shape) for p in start.params), tuple(start.x.shape))
+    key = (start.config, *(tuple(p.shape) for p in start.params), tuple(start.x.shape))
     other = backend.train_session("compiled", start, "cpu")
-    assert other.compiled is session.compiled is torch_backend.compiled_step(key)
+    assert other.compiled is session.compiled is torch_backend.compiled_step("cpu", key)
 
 
 def test_compiled_matches_the_same_step_uncompiled(compiled):
