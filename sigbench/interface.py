@@ -84,6 +84,7 @@ class Backend(Protocol):
     def sigmoid(self, variant: str, dtype: str, device: str) -> SigmoidFn:
         """A callable taking and returning the backend's native arrays (jitted where that applies)."""
 
-    def train_variants(self) -> dict[str, str | None]: ...
+    def train_variants(self, device: str | None = None) -> dict[str, str | None]:
+        """Each variant mapped to None when usable on ``device`` (on some device when None), else the reason."""
 
     def train_session(self, variant: str, start: TrainStart, device: str) -> TrainSession: ...

@@ -169,7 +169,8 @@ def plan(options: RunOptions) -> tuple[dict[str, Backend], list[Case], list[dict
 
     for workload in options.workloads:
         for name, backend in backends.items():
-            offered = backend.sigmoid_variants() if workload == "sigmoid" else backend.train_variants()
+            offered = (backend.sigmoid_variants() if workload == "sigmoid"
+                       else backend.train_variants(devices[name]))  # the device: torch graphed is CUDA-only
             chosen = [v for v in offered if not options.variants or v in options.variants]
             device = devices[name]
             for variant in chosen:

@@ -89,6 +89,7 @@ def test_graphed_replays_a_cuda_graph_or_says_why_not():
     import torch
 
     start = train_start(TrainConfig(), seed=8)
+    assert "only on a CUDA device" in backend.train_variants("cpu")["graphed"]  # a GPU machine asked for cpu
     reason = backend.train_variants()["graphed"]
     if not torch.cuda.is_available():
         assert reason is not None and "CUDA" in reason

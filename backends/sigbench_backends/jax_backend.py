@@ -119,7 +119,7 @@ class JaxBackend:
 
     # --- training step -------------------------------------------------------------------------
 
-    def train_variants(self) -> dict[str, str | None]:
+    def train_variants(self, device: str | None = None) -> dict[str, str | None]:
         if importlib.util.find_spec("optax") is None:
             return {"jit": "needs optax: pip install 'sigbench[jax]'"}
         return {"jit": None}

@@ -106,7 +106,7 @@ class NumpyBackend:
 
     # --- training step -------------------------------------------------------------------------
 
-    def train_variants(self) -> dict[str, str | None]:
+    def train_variants(self, device: str | None = None) -> dict[str, str | None]:
         return {"handwritten": None}
 
     def train_session(self, variant: str, start: TrainStart, device: str) -> NumpyTrainSession:

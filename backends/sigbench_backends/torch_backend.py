@@ -89,8 +89,10 @@ class TorchBackend:
 
     # --- training step -------------------------------------------------------------------------
 
-    def train_variants(self) -> dict[str, str | None]:
+    def train_variants(self, device: str | None = None) -> dict[str, str | None]:
         no_cuda = None if torch.cuda.is_available() else "needs a CUDA GPU (CUDA graphs); none is visible"
+        if device is not None and not device.startswith("cuda"):
+            no_cuda = "replays a CUDA graph: runs only on a CUDA device (--device cuda)"
         return {"eager": None, "foreach": None, "fused": None, "manual": None, "compiled": compiler_missing(),
                 "graphed": no_cuda}
 
