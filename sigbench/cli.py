@@ -374,7 +374,7 @@ def _train_backend(name: str, variant: str | None, dtype: str, device: str) -> t
     from sigbench import plan, registry
 
     backend = registry.load(name)
-    offered = backend.train_variants()
+    offered = backend.train_variants(plan.resolve_device(backend.devices(), device))
     variant = variant or next(iter(offered))
     if variant not in offered:
         raise UsageError(f"unknown training variant {variant!r} for {name}; choose from: {', '.join(offered)}")
@@ -420,7 +420,7 @@ def cmd_check(args: argparse.Namespace) -> int:
           f"{'beyond allowance':>16} {'noise-level':>11}")
     for name in names:
         backend = registry.load(name)
-        for variant, reason in backend.train_variants().items():
+        for variant, reason in backend.train_variants(plan.resolve_device(backend.devices(), args.device)).items():
             if reason:
                 print(f"{name + '/' + variant:22} skipped: {reason}")
                 continue

@@ -92,6 +92,9 @@ class Backend(Protocol):
     def copy_fn(self, device: str, nbytes: int) -> Callable[[], Any]:
         """A call copying ``nbytes`` between two buffers on ``device``: the bandwidth limit to compare with."""
 
+    def matmul_fn(self, device: str, n: int, dtype: str = "float32") -> Callable[[], Any]:
+        """A call multiplying two ``n`` x ``n`` matrices on ``device``: the arithmetic limit to compare with."""
+
     def set_threads(self, threads: int) -> dict[str, Any]:
         """Use ``threads`` CPU threads; return the settings actually in force."""
 
@@ -101,6 +104,7 @@ class Backend(Protocol):
     def sigmoid(self, variant: str, dtype: str, device: str) -> SigmoidFn:
         """A callable taking and returning the backend's native arrays (jitted where that applies)."""
 
-    def train_variants(self) -> dict[str, str | None]: ...
+    def train_variants(self, device: str | None = None) -> dict[str, str | None]:
+        """Each variant mapped to None when usable on ``device`` (on some device when None), else the reason."""
 
     def train_session(self, variant: str, start: TrainStart, device: str) -> TrainSession: ...

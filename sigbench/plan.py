@@ -73,7 +73,7 @@ class RunOptions:
     hiddens: list[int] = field(default_factory=list)
     output_dir: Path | None = None
     force: bool = False
-    measure_bandwidth: bool = True
+    measure_limits: bool = True  # the copy bandwidth and GEMM rate (sigbench.limits)
     formats: tuple[str, ...] = ("csv", "md", "html", "png")
     processes: int | None = None  # None: the preset's (PROCESSES)
     in_process: bool = False  # every case in this process (debugging; no between-process variance)
@@ -93,14 +93,18 @@ class BackendInfo:
     devices: list[str]
     dtypes: dict[str, list[str]]  # device -> dtypes computed there
     sigmoid_variants: dict[str, str | None]
-    train_variants: dict[str, str | None]
+    train_variants: dict[str, str | None]  # on some device here (as ``sigbench info`` lists them)
+    train_variants_on: dict[str, dict[str, str | None]] = field(default_factory=dict)  # device -> variants
 
-    def variants(self, workload: str) -> dict[str, str | None]:
-        return self.sigmoid_variants if workload == "sigmoid" else self.train_variants
+    def variants(self, workload: str, device: str | None = None) -> dict[str, str | None]:
+        """The workload's variants, each None or the reason it cannot run (on ``device``, where given)."""
+        if workload == "sigmoid":
+            return self.sigmoid_variants
+        return self.train_variants_on.get(device, self.train_variants) if device else self.train_variants
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> BackendInfo:
-        return cls(**{k: data[k] for k in cls.__dataclass_fields__})
+        return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
 
 
 def resolve_device(devices: list[str], requested: str) -> str | None:
@@ -186,8 +190,8 @@ def plan(options: RunOptions, infos: dict[str, BackendInfo]) -> tuple[list[Case]
         shapes = ([(s, None) for s in sizes] if workload == "sigmoid"
                   else [(b, h) for h in hiddens for b in batches])
         for name, info in infos.items():
-            offered = info.variants(workload)
             device = devices[name]
+            offered = info.variants(workload, device)  # on its device: torch graphed is CUDA-only
             for variant in (v for v in offered if not options.variants or v in options.variants):
                 reason = offered[variant]
                 if workload == "train" and options.dtype not in ("float32", "float64"):

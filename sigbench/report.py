@@ -215,6 +215,11 @@ def _fixed(column: str, digits: str) -> Any:
     return lambda row, base: "-" if _number(row[column]) is None else format(row[column], digits)
 
 
+def _floor_cell(row: pd.Series, base: pd.Series | None) -> str:
+    fraction = _number(row["floor_fraction"])
+    return "-" if fraction is None else f"{format_seconds(row['floor_s'])} ({fraction:.3f})"
+
+
 def half_peak(group: pd.DataFrame, machines: int) -> Table | None:
     """Per backend/variant: peak throughput and the smallest size reaching half of it.
 
@@ -264,6 +269,10 @@ def sections(table: pd.DataFrame) -> list[Section]:
                                 lambda r, b: format_seconds(r["first_call_s"]), lambda r: r["first_call_s"]))
             if group["gflops"].notna().any():
                 found.append(_pivot(group, machines, "GFLOP/s:", _fixed("gflops", ".2f"), lambda r: r["gflops"]))
+            if group["floor_fraction"].notna().any():
+                found.append(_pivot(group, machines, "Arithmetic floor (the step's FLOPs at the run's best measured "
+                                    "GEMM rate) and the fraction of the step's time it accounts for (1.0 = a step "
+                                    "running at GEMM speed):", _floor_cell, lambda r: r["floor_fraction"]))
         found.append(_pivot(group, machines, "Largest difference from the float64 reference:",
                             lambda r, b: "-" if _number(r["max_error"]) is None
                             else f"{r['max_error']:.3g} {r['error_unit']}", lambda r: r["max_error"]))
@@ -295,6 +304,11 @@ def environment(documents: list[dict[str, Any]]) -> list[str]:
             lines.append("  - copy bandwidth (bytes read + written): " + ", ".join(
                 f"{k.removeprefix('copy_gbps_')} {v:.1f} GB/s" for k, v in bw.items() if k.startswith("copy_gbps_"))
                 + f"; limit used: {bw.get('copy_gbps', 0):.1f} GB/s")
+        if meta.get("gemm"):
+            gemm = meta["gemm"]
+            lines.append("  - GEMM rate (square matmul, the training rows' dtype): " + ", ".join(
+                f"{k.removeprefix('gemm_gflops_')} {v:.1f} GFLOP/s" for k, v in gemm.items()
+                if k.startswith("gemm_gflops_")) + f"; floor uses: {gemm.get('gemm_gflops', 0):.1f} GFLOP/s")
         lines.append(f"  - threads: {meta.get('threads', {})}")
         blas = ", ".join(f"{b.get('internal_api')} {b.get('version')} ({b.get('num_threads')} threads)"
                          for b in meta.get("blas", []))

@@ -27,8 +27,8 @@ from sigbench.workloads import TrainConfig
 #: ``progress(done, total, what)``: cases done so far, of how many, and the one starting now.
 Progress = Callable[[int, int, str], None]
 
-#: Seconds the copy-bandwidth measurement of one backend may take before its worker is killed.
-BANDWIDTH_TIMEOUT_S = 120.0
+#: Seconds the measurement of one backend's copy bandwidth or GEMM rate may take before its worker is killed.
+LIMIT_TIMEOUT_S = 120.0
 
 
 @dataclass
@@ -48,7 +48,7 @@ class CaseRecord:
     processes: list[dict[str, Any]] = field(default_factory=list)
     failure: str | None = None  # set once the case errored, crashed or timed out: no more processes
 
-    def row(self, bandwidth_gbps: float | None) -> dict[str, Any]:
+    def row(self, limits: dict[str, Any]) -> dict[str, Any]:
         from sigbench.stats import summarize_processes
 
         row: dict[str, Any] = {**self.case.key(), **(self.check or {})}
@@ -78,10 +78,14 @@ class CaseRecord:
             from sigbench.workloads import numpy_dtype
 
             row["gbps"] = 2 * numpy_dtype(case.dtype).itemsize * case.size / stats.median_s / 1e9
+            bandwidth_gbps = limits.get("bandwidth", {}).get("copy_gbps")
             row["bandwidth_fraction"] = row["gbps"] / bandwidth_gbps if bandwidth_gbps else None
         else:
+            from sigbench.limits import floor_columns
+
             config = TrainConfig(batch=case.size, hidden=case.hidden or TrainConfig.hidden, dtype=case.dtype)
             row["gflops"] = config.flops_per_step() / stats.median_s / 1e9
+            row.update(floor_columns(config.flops_per_step(), stats.median_s, limits.get("gemm")))
         return row
 
 
@@ -158,27 +162,27 @@ class Run:
 
     # --- execution -------------------------------------------------------------------------------
 
-    def bandwidth(self, infos: dict[str, BackendInfo], handles: dict[str, BackendHandle]) -> dict[str, float]:
-        """Each backend's copy bandwidth on the device (bytes read plus written); the best is the limit."""
+    def limit(self, kind: str, infos: dict[str, BackendInfo], handles: dict[str, BackendHandle]) -> dict[str, float]:
+        """Each backend's rate of ``kind`` (``limits.LIMITS``) on the run's device, and the best: the limit."""
+        from sigbench import limits
+
         found: dict[str, float] = {}
         for name, handle in list(handles.items()):
             device = resolve_device(infos[name].devices, self.options.device)
             if device is None:
                 continue
+            request = {"op": "limit", "kind": kind, "device": device, "dtype": self.options.dtype}
             try:
-                reply = handle.request({"op": "bandwidth", "device": device}, BANDWIDTH_TIMEOUT_S)
+                reply = handle.request(request, LIMIT_TIMEOUT_S)
             except WorkerFailed as failure:
-                warnings.warn(f"sigbench: {name} copy bandwidth not measured: {failure.message}", stacklevel=2)
+                reply = {"ok": False, "error": failure.message}
                 self.engine.forget(handle)
                 del handles[name]
-                continue
             if reply.get("ok"):
-                found[f"copy_gbps_{name}"] = reply["gbps"]
+                found[name] = reply["rate"]
             else:
-                warnings.warn(f"sigbench: {name} copy bandwidth not measured: {reply.get('error')}", stacklevel=2)
-        if found:
-            found["copy_gbps"] = max(found.values())
-        return found
+                warnings.warn(f"sigbench: {name} {kind} rate not measured: {reply.get('error')}", stacklevel=2)
+        return limits.best(found, kind)
 
     def run_backend_pass(self, name: str, cases: list[Case], handle: BackendHandle | None, done: int,
                          total: int) -> int:
@@ -224,11 +228,10 @@ class Run:
     # --- results ---------------------------------------------------------------------------------
 
     def rows(self) -> list[dict[str, Any]]:
-        bandwidth = self.meta.get("bandwidth", {}).get("copy_gbps")
         extra = {"machine": self.meta.get("hostname"), "seed": self.options.seed,
                  "threads": self.options.threads or os.cpu_count() or 1}
         rows = [dict(row, **extra) for row in self.skipped]
-        rows += [dict(record.row(bandwidth), **extra) for record in self.records.values()
+        rows += [dict(record.row(self.meta), **extra) for record in self.records.values()
                  if record.processes or record.failure is not None]
         return rows
 
@@ -254,9 +257,12 @@ class Run:
                 self.save(status)
                 processes = options.process_count()
                 total = processes * len(cases)
-                if options.measure_bandwidth and any(c.workload == "sigmoid" for c in cases):
+                if options.measure_limits and any(c.workload == "sigmoid" for c in cases):
                     self.say(0, total, "measuring the copy bandwidth")
-                    self.meta["bandwidth"] = self.bandwidth(infos, handles)
+                    self.meta["bandwidth"] = self.limit("copy", infos, handles)
+                if options.measure_limits and any(c.workload == "train" for c in cases):
+                    self.say(0, total, "measuring the GEMM rate")
+                    self.meta["gemm"] = self.limit("gemm", infos, handles)
                 for name in list(handles):
                     if not any(c.backend == name for c in cases):
                         self.engine.stop(handles.pop(name))

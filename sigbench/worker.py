@@ -26,7 +26,7 @@ import numpy as np
 from sigbench import machine, registry
 from sigbench.errors import Interrupted
 from sigbench.plan import Case
-from sigbench.timing import PRESETS, TimerConfig, measure
+from sigbench.timing import TimerConfig, measure
 from sigbench.workloads import TrainConfig, numpy_dtype, sigmoid_input, train_start
 
 #: Steps of the training check inside ``run`` (``sigbench check`` chooses its own).
@@ -34,8 +34,6 @@ RUN_TRAIN_CHECK_STEPS = 10
 #: Above this many elements the numerics check reads a sample: the first half (all special inputs
 #: included) and a seeded random half. Keeps the float64 reference of a 2^28 case to seconds.
 CHECK_MAX_ELEMENTS = 1 << 22
-#: Bytes each bandwidth measurement copies: well past the caches.
-COPY_BYTES = {"cpu": 1 << 27, "gpu": 1 << 30}
 
 
 def configure_threads(threads: int | None, pin: bool) -> None:
@@ -140,16 +138,17 @@ class BackendWorker:
         return {
             "name": self.name, "extra": backend.extra, "versions": backend.versions(), "devices": devices,
             "dtypes": {device: list(backend.dtypes(device)) for device in devices},
-            "sigmoid_variants": backend.sigmoid_variants(), "train_variants": backend.train_variants(),
+            "sigmoid_variants": backend.sigmoid_variants(), "train_variants": self.train_variants(None),
+            "train_variants_on": {device: self.train_variants(device) for device in devices},
             "threads": self.threads_in_force,
         }
 
-    def copy_gbps(self, device: str) -> float:
-        """The backend's copy bandwidth on ``device`` in GB/s, bytes read plus written."""
-        nbytes = COPY_BYTES["cpu" if device == "cpu" else "gpu"]
-        call = self.backend.copy_fn(device, nbytes)
-        median_s = measure(call, lambda: self.backend.synchronize(device), PRESETS["quick"]).stats.median_s
-        return 2 * nbytes / median_s / 1e9
+    def train_variants(self, device: str | None) -> dict[str, str | None]:
+        """Training variants usable on ``device`` (a plugin's ``train_variants`` may take no device)."""
+        try:
+            return dict(self.backend.train_variants(device))
+        except TypeError:
+            return dict(self.backend.train_variants())
 
     def run_case(self, case: Case, seed: int, timer: TimerConfig, check: bool) -> dict[str, Any]:
         """One process's part of a case's row; an exception in the backend becomes an ``error`` result."""
@@ -263,12 +262,16 @@ def _die_with_parent() -> None:
 
 
 def handle(worker: BackendWorker, request: dict[str, Any]) -> dict[str, Any]:
-    """One request's reply: ``bandwidth`` (of a device) or ``case`` (one process's part of a row)."""
+    """One request's reply: ``limit`` (a rate of the device, sigbench.limits) or ``case`` (one process's
+    part of a row)."""
     op = request.get("op")
-    if op == "bandwidth":
+    if op == "limit":
+        from sigbench import limits
+
         try:
-            return {"ok": True, "gbps": worker.copy_gbps(request["device"])}
-        except Exception as error:  # a backend that cannot copy does not stop the run
+            return {"ok": True, "rate": limits.rate(worker.backend, request["kind"], request["device"],
+                                                    request["dtype"])}
+        except Exception as error:  # a backend that cannot copy or multiply does not stop the run
             return {"ok": False, "error": f"{type(error).__name__}: {error}"}
     if op == "case":
         timer = TimerConfig(**request["timer"])

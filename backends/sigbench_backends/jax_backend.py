@@ -94,6 +94,13 @@ class JaxBackend:
 
         return call
 
+    def matmul_fn(self, device: str, n: int, dtype: str = "float32") -> Callable[[], Any]:
+        """An ``n`` x ``n`` jitted matmul on ``device`` (precision "highest", as every float32 matmul here)."""
+        with _x64(dtype):
+            a = jax.device_put(np.ones((n, n), dtype=dtype), self._device(device))
+        matmul = _scoped(jax.jit(jnp.matmul), dtype)
+        return lambda: matmul(a, a)
+
     def set_threads(self, threads: int) -> dict[str, Any]:
         import os
 
@@ -143,7 +150,7 @@ class JaxBackend:
 
     # --- training step -------------------------------------------------------------------------
 
-    def train_variants(self) -> dict[str, str | None]:
+    def train_variants(self, device: str | None = None) -> dict[str, str | None]:
         if importlib.util.find_spec("optax") is None:
             return {"jit": "needs optax: pip install 'sigbench[jax]'"}
         return {"jit": None}

@@ -59,6 +59,12 @@ class NumpyBackend:
 
         return copy
 
+    def matmul_fn(self, device: str, n: int, dtype: str = "float32") -> Any:
+        """An ``n`` x ``n`` BLAS matmul into a preallocated array (BLAS threads as ``set_threads`` left them)."""
+        a = np.ones((n, n), dtype=numpy_dtype(dtype))
+        b, out = np.ones_like(a), np.empty_like(a)
+        return lambda: np.matmul(a, b, out=out)
+
     def set_threads(self, threads: int) -> dict[str, Any]:
         from threadpoolctl import threadpool_info, threadpool_limits
 
@@ -115,7 +121,7 @@ class NumpyBackend:
 
     # --- training step -------------------------------------------------------------------------
 
-    def train_variants(self) -> dict[str, str | None]:
+    def train_variants(self, device: str | None = None) -> dict[str, str | None]:
         return {"handwritten": None}
 
     def train_session(self, variant: str, start: TrainStart, device: str) -> NumpyTrainSession:
@@ -365,7 +371,8 @@ class NumpyTrainSession:
     """Forward, BCELoss, backward and Adam by hand, with every intermediate in a preallocated buffer.
 
     Parameters, gradients and Adam's moments each live in one flat array (the named tensors are views),
-    so that Adam is a few calls over one array instead of a few calls per tensor.
+    so that Adam is a few calls over one array instead of a few calls per tensor. Every ufunc writes into
+    a buffer made once (``out=``), and every matmul is one BLAS call on a contiguous or transposed array.
     """
 
     def __init__(self, start: TrainStart) -> None:
@@ -378,44 +385,59 @@ class NumpyTrainSession:
         self._params = _views(self._flat_params, start.params)
         self._x = np.array(start.x, dtype=dtype)
         self._y = np.array(start.y, dtype=dtype)
+        self._y_flat = self._y.reshape(-1)
         self._opt = adam_init(self._flat_params)
         self.reset()
         b, h, o = config.batch, config.hidden, config.outputs
         self._hidden = np.empty((b, h), dtype)
+        self._active = np.empty((b, h), bool)
         self._z = np.empty((b, o), dtype)
-        self._tmp = np.empty((b, o), dtype)
+        self._log_p = np.empty((b, o), dtype)
+        self._log_1mp = np.empty((b, o), dtype)
+        self._s = np.empty((b, o), dtype)
+        self._dz = np.empty((b, o), dtype)
         self._dh = np.empty((b, h), dtype)
         self._flat_grads = np.empty_like(self._flat_params)
         self._grads = _views(self._flat_grads, start.params)
         self._eps12 = dtype.type(1e-12)
+        self._inv_n = dtype.type(1.0 / self._y.size)
 
     def loss_and_grads(self) -> tuple[Any, MLPParams]:
         """BCELoss with PyTorch's backward: d loss/d z = (p - y) s / max(s, 1e-12) / n, s = p(1 - p)."""
         w1, b1, w2, b2 = self._params
-        x, y, hidden, p, tmp, dh = self._x, self._y, self._hidden, self._z, self._tmp, self._dh
+        x, y, hidden, p, dh = self._x, self._y, self._hidden, self._z, self._dh
+        log_p, log_1mp, s, dz = self._log_p, self._log_1mp, self._s, self._dz
         np.matmul(x, w1.T, out=hidden)
         hidden += b1
         np.maximum(hidden, 0, out=hidden)
         np.matmul(hidden, w2.T, out=p)
         p += b2
         _sigmoid_into(p, p)
+        # loss = -mean(y log p + (1 - y) log(1 - p)) = -(y . (log p - log(1 - p)) + sum log(1 - p)) / n,
+        # each log clamped at -100 as BCELoss clamps it
         with np.errstate(divide="ignore"):
-            np.log(p, out=tmp)
-            np.maximum(tmp, -100, out=tmp)
-            log_1mp = np.maximum(np.log1p(-p), -100)
-        loss = -np.mean(y * tmp + (1 - y) * log_1mp)
-        np.subtract(1, p, out=tmp)
-        tmp *= p
-        dz = (p - y) * tmp
-        dz /= np.maximum(tmp, self._eps12, out=tmp)
-        dz *= 1.0 / y.size
+            np.log(p, out=log_p)
+            np.negative(p, out=log_1mp)
+            np.log1p(log_1mp, out=log_1mp)
+        np.maximum(log_p, -100, out=log_p)
+        np.maximum(log_1mp, -100, out=log_1mp)
+        total = float(np.add.reduce(log_1mp, axis=None))
+        log_p -= log_1mp
+        loss = -(float(np.dot(self._y_flat, log_p.reshape(-1))) + total) * float(self._inv_n)
+        np.subtract(1, p, out=s)
+        s *= p
+        np.subtract(p, y, out=dz)
+        dz *= s
+        dz /= np.maximum(s, self._eps12, out=s)
+        dz *= self._inv_n
         gw1, gb1, gw2, gb2 = self._grads
         np.matmul(dz.T, hidden, out=gw2)
-        np.sum(dz, axis=0, out=gb2)
+        np.add.reduce(dz, axis=0, out=gb2)
         np.matmul(dz, w2, out=dh)
-        dh *= hidden > 0
+        np.greater(hidden, 0, out=self._active)
+        dh *= self._active
         np.matmul(dh.T, x, out=gw1)
-        np.sum(dh, axis=0, out=gb1)
+        np.add.reduce(dh, axis=0, out=gb1)
         return loss, self._grads
 
     def step(self) -> Any:

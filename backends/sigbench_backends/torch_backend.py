@@ -1,6 +1,11 @@
-"""PyTorch backend: sigmoid variants and the tutorial's nn.Module / BCELoss / Adam training step."""
+"""PyTorch backend: sigmoid variants and training steps, from the tutorial's nn.Module / BCELoss / Adam to a
+whole step under torch.compile (``compiled``) and one replayed from a CUDA graph (``graphed``)."""
 from __future__ import annotations
 
+import shutil
+import types
+from collections.abc import Callable
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -55,6 +60,13 @@ class TorchBackend:
         dst = torch.empty_like(src)
         return lambda: dst.copy_(src)
 
+    def matmul_fn(self, device: str, n: int, dtype: str = "float32") -> Callable[[], Any]:
+        """An ``n`` x ``n`` matmul into a preallocated tensor: the arithmetic limit to compare with."""
+        a = torch.ones(n, n, dtype=_DTYPES[dtype], device=device)
+        b = torch.ones_like(a)
+        out = torch.empty_like(a)
+        return lambda: torch.mm(a, b, out=out)
+
     def set_threads(self, threads: int) -> dict[str, Any]:
         torch.set_num_threads(threads)
         return {"torch_intra_op_threads": torch.get_num_threads()}
@@ -102,14 +114,22 @@ class TorchBackend:
 
     # --- training step -------------------------------------------------------------------------
 
-    def train_variants(self) -> dict[str, str | None]:
-        return {"eager": None, "foreach": None, "fused": None, "manual": None}
+    def train_variants(self, device: str | None = None) -> dict[str, str | None]:
+        no_cuda = None if torch.cuda.is_available() else "needs a CUDA GPU (CUDA graphs); none is visible"
+        if device is not None and not device.startswith("cuda"):
+            no_cuda = "replays a CUDA graph: runs only on a CUDA device (--device cuda)"
+        return {"eager": None, "foreach": None, "fused": None, "manual": None, "compiled": compiler_missing(),
+                "graphed": no_cuda}
 
-    def train_session(self, variant: str, start: TrainStart, device: str) -> TorchTrainSession:
+    def train_session(self, variant: str, start: TrainStart, device: str) -> TorchTrainSession | FunctionalTrainSession:
         if variant not in self.train_variants():
             raise KeyError(variant)
         if variant == "manual":
             return ManualTrainSession(self, start, device)
+        if variant == "compiled":
+            return CompiledTrainSession(self, start, device)
+        if variant == "graphed":
+            return GraphedTrainSession(self, start, device)
         return TorchTrainSession(self, variant, start, device)
 
 
@@ -305,3 +325,155 @@ class ManualTrainSession(TorchTrainSession):
         torch.sum(dh, 0, out=b1.grad)
         self.optimizer.step()
         return loss
+
+
+@lru_cache(maxsize=1)
+def compiler_missing() -> str | None:
+    """Why ``compiled`` cannot run here, or None: inductor's CPU code is C++ built by the compiler it searches
+    for (``CXX``, then ``g++``, as torch._inductor.config.cpp.cxx lists them); GPU kernels need a C compiler too."""
+    import os
+
+    from torch._inductor import config
+
+    listed = config.cpp.cxx if isinstance(config.cpp.cxx, (list, tuple)) else (config.cpp.cxx,)
+    candidates = [os.environ.get("CXX")] + [c for c in listed if c]
+    if any(c and shutil.which(c) for c in candidates):
+        return None
+    return ("torch.compile's inductor builds C++ and finds no compiler (tried "
+            f"{', '.join(c for c in candidates if c)}); install g++ or set CXX")
+
+
+def functional_step(params: list[torch.Tensor], mu: list[torch.Tensor], nu: list[torch.Tensor],
+                    count: torch.Tensor, x: torch.Tensor, y: torch.Tensor, lr: float, beta1: float, beta2: float,
+                    eps: float) -> torch.Tensor:
+    """The whole step as tensor ops that update parameters, moments and step count in place: no autograd,
+    no torch.optim, nothing torch.compile must break its graph for, and nothing a CUDA graph cannot replay.
+
+    The arithmetic is ``manual``'s (PyTorch's BCELoss backward) and torch.optim.Adam's; the step count is
+    a float64 tensor so that the bias corrections are computed in double, as Adam computes them in Python,
+    then rounded once to the parameters' dtype. It has shape (1,), not (): torch.compile 2.13 drops an
+    in-place update of a 0-d CPU tensor input.
+    """
+    w1, b1, w2, b2 = params
+    hidden = torch.relu(torch.addmm(b1, x, w1.t()))
+    p = torch.sigmoid(torch.addmm(b2, hidden, w2.t()))
+    loss = nn.functional.binary_cross_entropy(p, y)
+    s = p * (1 - p)
+    dz = (p - y) * s / s.clamp(min=1e-12) / y.numel()
+    dh = (dz @ w2) * (hidden > 0)
+    grads = (dh.t() @ x, dh.sum(0), dz.t() @ hidden, dz.sum(0))
+    count.add_(1)
+    step_size = (lr / (1 - torch.pow(beta1, count))).to(x.dtype)
+    root_bc2 = torch.sqrt(1 - torch.pow(beta2, count)).to(x.dtype)
+    for param, m, v, g in zip(params, mu, nu, grads):
+        m.lerp_(g, 1 - beta1)
+        v.mul_(beta2).addcmul_(g, g, value=1 - beta2)
+        param.sub_(step_size * m / (v.sqrt() / root_bc2 + eps))
+    return loss
+
+
+#: One compiled step per (device, dtype, shapes, hyperparameters), kept for the process: the K sessions of
+#: a case, and later cases of the same shape, reuse it instead of compiling again.
+_COMPILED_STEPS: dict[tuple[Any, ...], Callable[..., torch.Tensor]] = {}
+
+
+def compiled_step(device: str, key: tuple[Any, ...]) -> Callable[..., torch.Tensor]:
+    """``functional_step`` under torch.compile(fullgraph=True), guards skipped, one per ``device`` and ``key``
+    (the config and the shapes).
+
+    Dynamo's guards (re-checking every argument before each call) cost ~10% of this small step. Skipping
+    them is safe only because each compiled function gets its own copy of the code object, so its cache
+    holds the single graph compiled for its key, and callers pass only tensors matching that key. On CPU
+    the wrapper that calls the kernels is C++ too (``cpp_wrapper``): interleaved A/B runs here gave 7-45%
+    less per step than inductor's Python wrapper, for a few more seconds of compilation.
+    """
+    if (device, key) not in _COMPILED_STEPS:
+        code = functional_step.__code__.replace()  # a distinct code object: a cache of its own in dynamo
+        fn = types.FunctionType(code, functional_step.__globals__, functional_step.__name__)
+        options: dict[str, Any] = {"guard_filter_fn": torch.compiler.skip_all_guards_unsafe}
+        if device == "cpu":
+            options["cpp_wrapper"] = True
+        _COMPILED_STEPS[device, key] = torch.compile(fn, fullgraph=True, dynamic=False, options=options)
+    return _COMPILED_STEPS[device, key]
+
+
+class FunctionalTrainSession:
+    """Parameters, Adam's moments and step count as plain tensors, updated in place by ``functional_step``."""
+
+    def __init__(self, backend: TorchBackend, start: TrainStart, device: str) -> None:
+        config = start.config
+        self._backend = backend
+        self._initial = [backend.from_numpy(value, device) for value in start.params]
+        self._params = [value.clone() for value in self._initial]
+        self._mu = [torch.zeros_like(value) for value in self._initial]
+        self._nu = [torch.zeros_like(value) for value in self._initial]
+        self._count = torch.zeros(1, dtype=torch.float64, device=device)
+        self._x = backend.from_numpy(start.x, device)
+        self._y = backend.from_numpy(start.y, device)
+        self._hyper = (config.lr, config.beta1, config.beta2, config.eps)
+
+    def arguments(self) -> tuple[Any, ...]:
+        return (self._params, self._mu, self._nu, self._count, self._x, self._y, *self._hyper)
+
+    def step(self) -> torch.Tensor:
+        return functional_step(*self.arguments())
+
+    def loss_value(self, loss: Any) -> float:
+        return float(loss.item())
+
+    def params(self) -> MLPParams:
+        return MLPParams(*(self._backend.to_numpy(p) for p in self._params))
+
+    def reset(self) -> None:
+        """Starting values copied into the same tensors: a compiled or captured step keeps working on them."""
+        with torch.no_grad():
+            for param, value in zip(self._params, self._initial):
+                param.copy_(value)
+            for moment in (*self._mu, *self._nu, self._count):
+                moment.zero_()
+
+    def optimizer_state(self) -> tuple[int, MLPParams, MLPParams]:
+        to_numpy = self._backend.to_numpy
+        return (int(self._count.item()), MLPParams(*(to_numpy(m) for m in self._mu)),
+                MLPParams(*(to_numpy(v) for v in self._nu)))
+
+
+class CompiledTrainSession(FunctionalTrainSession):
+    """``functional_step`` compiled whole by torch.compile (inductor: C++/OpenMP on CPU, Triton on GPUs)."""
+
+    def __init__(self, backend: TorchBackend, start: TrainStart, device: str) -> None:
+        reason = compiler_missing()
+        if reason:
+            raise RuntimeError(reason)
+        super().__init__(backend, start, device)
+        key = (start.config, *(tuple(p.shape) for p in self._params), tuple(self._x.shape))
+        self.compiled = compiled_step(device, key)
+
+    def step(self) -> torch.Tensor:
+        return self.compiled(*self.arguments())
+
+
+class GraphedTrainSession(FunctionalTrainSession):
+    """``functional_step`` captured once in a CUDA graph and replayed: one launch per step, static buffers.
+
+    The loss comes back in the same tensor every step (the next replay overwrites it).
+    """
+
+    def __init__(self, backend: TorchBackend, start: TrainStart, device: str) -> None:
+        if not device.startswith("cuda"):
+            raise ValueError(f"graphed replays a CUDA graph and runs only on a CUDA device, not {device!r}")
+        super().__init__(backend, start, device)
+        side = torch.cuda.Stream(device)
+        side.wait_stream(torch.cuda.current_stream(device))
+        with torch.cuda.stream(side):  # warm-up off the capture: lazy initialisation stays out of the graph
+            for _ in range(3):
+                functional_step(*self.arguments())
+        torch.cuda.current_stream(device).wait_stream(side)
+        self._graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(self._graph):
+            self._loss = functional_step(*self.arguments())
+        self.reset()
+
+    def step(self) -> torch.Tensor:
+        self._graph.replay()
+        return self._loss
