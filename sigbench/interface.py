@@ -31,6 +31,18 @@ SigmoidFn = Callable[[Any], Any]
 
 
 @runtime_checkable
+class DeviceMemory(Protocol):
+    """Optional: a backend's device-memory counters, for the ``peak_device_bytes`` column. A backend
+    without them leaves the column empty; host memory is measured for every backend by its worker."""
+
+    def reset_peak_memory(self, device: str) -> None:
+        """Start measuring a peak of ``device``'s memory now."""
+
+    def peak_memory_bytes(self, device: str) -> int | None:
+        """Device memory in use at the peak since the reset, over what was in use then; None if unknown."""
+
+
+@runtime_checkable
 class SigmoidGradients(Protocol):
     """Optional: a backend's derivative of its sigmoid and its binary cross-entropy, for ``sigbench accuracy
     --quantity grad|loss``. A backend without these methods is left out of those two quantities."""

@@ -226,22 +226,23 @@ class BackendWorker:
         """The host and device memory the enclosed calls add at their peak, over what was held before.
 
         Host: the kernel's high-water mark of resident memory, reset through /proc/self/clear_refs (Linux);
-        None elsewhere. Device: the backend's own counters (``reset_peak_memory`` / ``peak_memory_bytes``,
-        optional methods of a backend); None on CPU or where the backend has none.
+        None elsewhere. Device: the backend's own counters (``interface.DeviceMemory``, optional); None on
+        CPU or where the backend has none.
         """
+        from sigbench.interface import DeviceMemory
+
         gc.collect()
         host_before = machine.reset_peak_rss()
-        reset_device = getattr(self.backend, "reset_peak_memory", None)
-        read_device = getattr(self.backend, "peak_memory_bytes", None)
-        if device != "cpu" and reset_device is not None:
-            reset_device(device)
+        counters = self.backend if device != "cpu" and isinstance(self.backend, DeviceMemory) else None
+        if counters is not None:
+            counters.reset_peak_memory(device)
         peaks: dict[str, int | None] = {"peak_host_bytes": None, "peak_device_bytes": None}
         yield peaks
         peak = machine.peak_rss_bytes()
         if host_before is not None and peak is not None:
             peaks["peak_host_bytes"] = max(0, peak - host_before)
-        if device != "cpu" and read_device is not None:
-            peaks["peak_device_bytes"] = read_device(device)
+        if counters is not None:
+            peaks["peak_device_bytes"] = counters.peak_memory_bytes(device)
 
 
 # --- the worker process -------------------------------------------------------------------------

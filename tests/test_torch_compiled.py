@@ -8,7 +8,7 @@ import pytest
 
 from conftest import need
 from sigbench.checks import train_verdict
-from sigbench.runner import train_check
+from sigbench.worker import train_check
 from sigbench.workloads import TrainConfig, train_start
 
 

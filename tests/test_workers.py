@@ -135,7 +135,7 @@ def test_in_process_and_workers_give_the_same_cases_and_checks(tmp_path, capsys)
             args = [a for a in args if a not in ("--processes", "1")] + mode
         assert main(args) == 0
         rows, document = _rows(out)
-        found.append(({(r["workload"], r["backend"], r["variant"], r["size"], r["status"], r["check_passed"],
+        found.append(({(r["workload"], r["backend"], r["variant"], r["size"], r["status"], r.get("check_passed"),
                          r.get("max_error")) for r in document["rows"]}, document["metadata"]["mode"]))
     assert found[0][0] == found[1][0]
     assert [mode for _, mode in found] == ["workers", "in-process"]

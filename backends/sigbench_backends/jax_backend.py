@@ -101,6 +101,21 @@ class JaxBackend:
         matmul = _scoped(jax.jit(jnp.matmul), dtype)
         return lambda: matmul(a, a)
 
+    def reset_peak_memory(self, device: str) -> None:
+        """Remember the device's memory counters now: XLA's peak cannot be reset, only compared with."""
+        stats = self._device(device).memory_stats() or {}
+        self._memory_base = (stats.get("bytes_in_use"), stats.get("peak_bytes_in_use"))
+
+    def peak_memory_bytes(self, device: str) -> int | None:
+        """The device memory in use at the peak since ``reset_peak_memory``, over what was in use then; None
+        where the device keeps no counters (CPU) or the peak did not rise past the earlier one (unknown)."""
+        self.synchronize(device)
+        in_use, peak = getattr(self, "_memory_base", (None, None))
+        now = (self._device(device).memory_stats() or {}).get("peak_bytes_in_use")
+        if in_use is None or peak is None or now is None or now <= peak:
+            return None
+        return int(now - in_use)
+
     def set_threads(self, threads: int) -> dict[str, Any]:
         import os
 

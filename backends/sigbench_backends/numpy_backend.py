@@ -65,6 +65,12 @@ class NumpyBackend:
         b, out = np.ones_like(a), np.empty_like(a)
         return lambda: np.matmul(a, b, out=out)
 
+    def reset_peak_memory(self, device: str) -> None:
+        """NumPy has no device memory: host memory is measured by the worker for every backend."""
+
+    def peak_memory_bytes(self, device: str) -> int | None:
+        return None
+
     def set_threads(self, threads: int) -> dict[str, Any]:
         from threadpoolctl import threadpool_info, threadpool_limits
 

@@ -67,6 +67,20 @@ class TorchBackend:
         out = torch.empty_like(a)
         return lambda: torch.mm(a, b, out=out)
 
+    def reset_peak_memory(self, device: str) -> None:
+        """Start a peak of device memory now (CUDA's allocator statistics); nothing on CPU."""
+        if device.startswith("cuda"):
+            torch.cuda.synchronize(device)
+            torch.cuda.reset_peak_memory_stats(device)
+            self._memory_base = torch.cuda.memory_allocated(device)
+
+    def peak_memory_bytes(self, device: str) -> int | None:
+        """Device memory allocated at the peak since ``reset_peak_memory``, over what was allocated then."""
+        if not device.startswith("cuda"):
+            return None
+        torch.cuda.synchronize(device)
+        return int(torch.cuda.max_memory_allocated(device) - getattr(self, "_memory_base", 0))
+
     def set_threads(self, threads: int) -> dict[str, Any]:
         torch.set_num_threads(threads)
         return {"torch_intra_op_threads": torch.get_num_threads()}
