@@ -250,3 +250,25 @@ def test_a_killed_run_takes_its_workers_with_it(tmp_path):
     while _alive_with(tag) and time.time() < deadline:
         time.sleep(0.1)
     assert _alive_with(tag) == []
+
+
+@linux_only
+@pytest.mark.parametrize("name", BACKENDS)
+def test_threads_are_honoured_in_every_worker_xla_included(name):
+    """Each worker is pinned to --threads cores before its framework starts; XLA sizes its pools from that."""
+    from sigbench.execution import ProcessBackend
+
+    if len(os.sched_getaffinity(0)) < 2:
+        pytest.skip("needs two cores")
+    counts = {}
+    for threads in (1, 2):
+        handle = ProcessBackend(name, threads=threads)
+        try:
+            assert handle.info["threads"]["cpu_affinity"] == threads
+            for key in ("torch_intra_op_threads", "numpy_fast_threads"):
+                assert handle.info["threads"].get(key, threads) == threads
+            counts[threads] = len(list(Path(f"/proc/{handle.pid}/task").iterdir()))
+        finally:
+            handle.close()
+    if name == "jax":  # XLA's Eigen pool follows the affinity mask: fewer threads with one core
+        assert counts[1] < counts[2]
