@@ -1,4 +1,5 @@
-"""The ``sigbench`` command. Every error a user can cause is a message and exit code 2.
+"""The ``sigbench`` command: a thin layer over the Python API (``sigbench.api``) for ``run`` and
+``accuracy``. Every error a user can cause is a message and exit code 2.
 
 Exit codes: 0 all good; 1 a numerics check failed, a case errored, or compare found a slowdown;
 2 usage error; 130 / 143 interrupted (SIGINT / SIGTERM), with the finished rows saved.
