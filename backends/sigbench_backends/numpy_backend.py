@@ -312,7 +312,7 @@ class _NumbaAccurateSigmoid:
     def __init__(self, backend: NumpyBackend) -> None:
         import numba
 
-        self._threads = min(backend._threads, numba.config.NUMBA_NUM_THREADS)
+        self._threads = min(backend._threads, numba.config.NUMBA_NUM_THREADS)  # type: ignore[attr-defined]
         self._kernel = numba_fast_path()
         self._out: np.ndarray | None = None
         self._hard_counts: np.ndarray | None = None
@@ -344,7 +344,7 @@ def numba_fast_path() -> Callable[[np.ndarray, np.ndarray, np.ndarray], None]:
     low, width = ziv.MIDPOINT_LOW_BITS - ziv.BAND_ULPS, 2 * ziv.BAND_ULPS
 
     @njit(inline="always", fastmath=False)
-    def fast_path(xf: float) -> tuple[float, bool]:
+    def fast_path(xf: np.float32) -> tuple[np.float64, np.bool_]:
         y = min(max(-np.float64(xf), -ziv.CLAMP), ziv.CLAMP)
         t = y * ziv.INVLN2 + ziv.SHIFT  # numba keeps IEEE order: t - SHIFT is rint(y / ln 2)
         k = t - ziv.SHIFT
