@@ -360,7 +360,7 @@ def numba_fast_path() -> Callable[[np.ndarray, np.ndarray, np.ndarray], None]:
     def kernel(x: np.ndarray, out: np.ndarray, hard_counts: np.ndarray) -> None:
         for block in prange(hard_counts.size):
             start = block * _NUMBA_BLOCK
-            count = 0
+            count = np.int64(0)
             for i in range(start, min(start + _NUMBA_BLOCK, x.size)):
                 s, hard = fast_path(x[i])
                 out[i] = np.float32(s)
