@@ -102,7 +102,7 @@ class NumpyBackend:
         if variant == "accurate":
             if dtype != "float32":
                 return sigmoid_accurate
-            return _NumbaAccurateSigmoid(self) if numba_available() else _AccurateSigmoid(self)
+            return NumbaAccurateSigmoid(self) if numba_available() else _AccurateSigmoid(self)
         raise KeyError(variant)
 
     def sigmoid_grad_variants(self) -> dict[str, str | None]:
@@ -304,7 +304,7 @@ def numba_available() -> bool:
 _NUMBA_BLOCK = 4096
 
 
-class _NumbaAccurateSigmoid:
+class NumbaAccurateSigmoid:
     """Correctly rounded float32 sigmoid by Ziv's strategy in one numba loop: the fast path of ``ziv`` (table-free,
     so LLVM vectorises it) over blocks spread on numba's threads, no temporaries; each block counts its inputs
     within the error bound of a rounding midpoint, and the blocks with any are redone by ``sigmoid_accurate``."""
@@ -313,7 +313,7 @@ class _NumbaAccurateSigmoid:
         import numba
 
         self._threads = min(backend._threads, numba.config.NUMBA_NUM_THREADS)  # type: ignore[attr-defined]
-        self._kernel = numba_fast_path()
+        self._kernel = numba_ziv().kernel
         self._out: np.ndarray | None = None
         self._hard_counts: np.ndarray | None = None
 
@@ -334,10 +334,20 @@ class _NumbaAccurateSigmoid:
         return out
 
 
+class NumbaZiv(NamedTuple):
+    """The numba functions of float32 ``accurate``."""
+
+    #: kernel(x, out, hard_counts): out = the fast path rounded to float32, hard_counts[b] = how many of block
+    #: b's inputs the exact path must redo
+    kernel: Callable[[np.ndarray, np.ndarray, np.ndarray], None]
+    #: fast_path(x, wide, hard): the float64 value before rounding and the hard flag, per element (for tests
+    #: of the error bound)
+    fast_path: Callable[[np.ndarray, np.ndarray, np.ndarray], None]
+
+
 @functools.cache
-def numba_fast_path() -> Callable[[np.ndarray, np.ndarray, np.ndarray], None]:
-    """The numba kernel ``kernel(x, out, hard_counts)`` (compiled on first call, so numba is imported only here):
-    out = the fast path's float32 result, hard_counts[b] = how many of block b's inputs the exact path must redo."""
+def numba_ziv() -> NumbaZiv:
+    """Compiled on first call, so numba is imported only here."""
     from numba import njit, prange
 
     c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11 = ziv.EXP_COEFFS
@@ -367,7 +377,12 @@ def numba_fast_path() -> Callable[[np.ndarray, np.ndarray, np.ndarray], None]:
                 count += hard
             hard_counts[block] = count
 
-    return kernel  # type: ignore[no-any-return]
+    @njit(fastmath=False)
+    def fast_path_values(x: np.ndarray, wide: np.ndarray, hard: np.ndarray) -> None:
+        for i in range(x.size):
+            wide[i], hard[i] = fast_path(x[i])
+
+    return NumbaZiv(kernel, fast_path_values)
 
 
 class _NumexprSigmoid:
