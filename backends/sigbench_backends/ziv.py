@@ -7,8 +7,9 @@ monotonic, so where they agree the true value rounds to the same float32; the te
 holds for subnormal results too (NaN inputs fail it, as NaN != NaN, and take the exact path).
 
 The evaluation, for y = -x clamped to [-CLAMP, CLAMP] (beyond it the float32 result is 0 or 1 either way):
-k = rint(y / ln 2), r = (y - k LN2_HI) - k LN2_LO, e^y = 2^k P(r) with P the degree-11 Taylor polynomial of e^r (Horner), 2^k built from the bits of k + SHIFT (no
-float-to-int conversion, which AVX2 lacks for 64-bit integers), then s = 1 / (1 + e^y). Error budget:
+k = rint(y / ln 2), r = (y - k LN2_HI) - k LN2_LO, e^y = 2^k P(r) with P the degree-11 Taylor polynomial
+of e^r (Horner), 2^k built from the bits of k + SHIFT (no float-to-int conversion, which AVX2 lacks for
+64-bit integers), then s = 1 / (1 + e^y). Error budget:
 - k LN2_HI is exact (LN2_HI has 21 trailing zero bits, |k| <= 159), so r is off by at most 2^-53.5 absolutely;
 - |r| <= 0.3466, so Taylor's remainder is below 0.3466^12 / 12! e^0.3466 < 2^-46.7, and Horner's
   roundings add below 2^-50;
