@@ -93,11 +93,12 @@ def test_numba_fast_path_keeps_its_error_bound():
 
 @pytest.mark.parametrize("start_bits", [0x3F000000, 0x40A00000, 0xC1800000, 0xC2A00000])
 def test_numpy_accurate_without_numba_is_correctly_rounded_nearest_the_midpoints(monkeypatch, start_bits):
-    """The ufunc fast path that runs when numba is missing keeps its own error bound."""
+    """The ufunc fast path that runs when numba is missing keeps its own error bound, and says it runs."""
     need("numpy")
     from sigbench_backends import numpy_backend
 
     monkeypatch.setattr(numpy_backend, "numba_available", lambda: False)
+    assert numpy_backend.NumpyBackend().versions()["numba"].startswith("missing")  # what `sigbench info` shows
     fn = numpy_backend.NumpyBackend().sigmoid("accurate", "float32", "cpu")
     assert not isinstance(fn, numpy_backend.NumbaAccurateSigmoid)
     x = _hardest_float32(start_bits)

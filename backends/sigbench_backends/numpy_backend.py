@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import functools
+import importlib.metadata
 import importlib.util
 import os
 import threading
@@ -32,10 +33,8 @@ class NumpyBackend:
             import scipy
 
             found["scipy"] = scipy.__version__
-        if numba_available():
-            import numba
-
-            found["numba"] = numba.__version__
+        if numba_available():  # its version without importing it (half a second)
+            found["numba"] = importlib.metadata.version("numba")
         else:  # say which float32 ``accurate`` runs
             found["numba"] = "missing (float32 accurate takes the slower ufunc path)"
         return found
