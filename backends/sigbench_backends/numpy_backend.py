@@ -233,7 +233,8 @@ _ZIV_BLOCK = 1 << 14
 
 
 class _AccurateSigmoid(_FastSigmoid):
-    """Correctly rounded float32 sigmoid by Ziv's strategy, into one reused buffer, in blocks over the threads.
+    """Correctly rounded float32 sigmoid by Ziv's strategy, into one reused buffer, in blocks over the threads;
+    the path when numba is missing (``NumbaAccurateSigmoid`` is about 3x faster).
 
     Fast path: a float64 evaluation with a proven relative error bound (a table of exp(-k/128) and a cubic),
     about 20 ufunc passes over a cache-sized block. Where its result lies within the bound of a float32
