@@ -53,6 +53,60 @@ def test_accurate_float32_agrees_with_the_reference_on_a_large_sample(backend):
     assert totals.correctly_rounded + totals.flushed_subnormals == totals.inputs  # XLA flushes: counted apart
 
 
+@pytest.mark.parametrize("size", [1000, 5000, 70001])
+def test_accurate_float32_redoes_hard_inputs_anywhere(backend, size):
+    """The hardest inputs, NaN and infinities at the start, in the middle and in a last partial block, whatever
+    the size against the backends' blocks (NumPy 4096, JAX 1024, PyTorch 31744): each lands in its place."""
+    hard = np.concatenate([_hardest_float32(0x40A00000, 20), _hardest_float32(0xC1800000, 20),
+                           np.array([np.nan, np.inf, -np.inf, 0.0], np.float32)])
+    x = accuracy.sample_inputs("float32", size, seed=7)
+    for at in (0, size // 2, size - hard.size):
+        x[at:at + hard.size] = hard
+    want, _ = accuracy.correctly_rounded(x)
+    totals = accuracy.measure_errors(run_sigmoid(backend, "accurate", x), want, x)
+    assert totals.nan_where_number == 0 and totals.max_ulp == 0, totals.row()
+
+
+def test_numba_fast_path_keeps_its_error_bound():
+    """The float64 value of the numba fast path, before rounding, against mpmath: within a quarter of the band
+    it tests (the bound of ``ziv``'s derivation is 2^-46.3, the band 2^-44), including where |r| is largest,
+    and where it flags nothing its float32 rounding is the correct one, subnormal results included."""
+    need("numpy")
+    pytest.importorskip("numba")
+    from sigbench_backends import numpy_backend, ziv
+
+    starts = [0x3F000000, 0x40A00000, 0xC0A00000, 0x41500000, 0xC1800000, 0xC2A00000]
+    widest_r = ((np.arange(-150, 20) + 0.5) * math.log(2)).astype(np.float32)  # |r| near ln 2 / 2
+    x = np.concatenate([_hardest_float32(start, 100) for start in starts] + [widest_r]
+                       + [accuracy.sample_inputs("float32", 1000, seed=11)])
+    x = x[np.isfinite(x) & (np.abs(x) < ziv.CLAMP)]
+    wide, hard = np.empty(x.size), np.empty(x.size, np.bool_)
+    numpy_backend.numba_ziv().fast_path(x, wide, hard)
+    want, _ = accuracy.correctly_rounded(x)
+    for value, got, flagged, rounded in zip(x.tolist(), wide.tolist(), hard.tolist(), want.tolist()):
+        with mpmath.workprec(200):
+            true = 1 / (1 + mpmath.exp(-mpmath.mpf(value)))
+            relative_error = float(abs(mpmath.mpf(got) / true - 1))
+        assert relative_error < ziv.REL_BAND / 4, value
+        if not flagged:
+            assert float(np.float32(got)) == rounded, value
+
+
+@pytest.mark.parametrize("start_bits", [0x3F000000, 0x40A00000, 0xC1800000, 0xC2A00000])
+def test_numpy_accurate_without_numba_is_correctly_rounded_nearest_the_midpoints(monkeypatch, start_bits):
+    """The ufunc fast path that runs when numba is missing keeps its own error bound, and says it runs."""
+    need("numpy")
+    from sigbench_backends import numpy_backend
+
+    monkeypatch.setattr(numpy_backend, "numba_available", lambda: False)
+    assert numpy_backend.NumpyBackend().versions()["numba"].startswith("missing")  # what `sigbench info` shows
+    fn = numpy_backend.NumpyBackend().sigmoid("accurate", "float32", "cpu")
+    assert not isinstance(fn, numpy_backend.NumbaAccurateSigmoid)
+    x = _hardest_float32(start_bits)
+    for value, got in zip(x.tolist(), fn(x).tolist()):
+        assert got == _mp_round(value, 24), value
+
+
 def test_accurate_bfloat16_over_every_input(backend):
     if "bfloat16" not in backend.dtypes("cpu"):
         pytest.skip(f"{backend.name} has no bfloat16")

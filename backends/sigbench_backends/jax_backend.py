@@ -14,6 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from sigbench.workloads import MLPParams, TrainStart
+from sigbench_backends import ziv
 
 # Cross-checks compare against float64: full-precision float32 matmuls (no TF32/bf16 passes on GPUs).
 jax.config.update("jax_default_matmul_precision", "highest")
@@ -130,6 +131,8 @@ class JaxBackend:
         if variant == "fast":
             return _scoped(_FastSigmoid(), dtype)
         if variant == "accurate":  # float64 inside, whatever the dtype
+            if dtype == "float32":
+                return _scoped(_ZivAccurateSigmoid(), "float64")
             return _scoped(_FastSigmoid(_sigmoid_accurate_into_jit), "float64")
         functions = {"naive": sigmoid_naive, "stable": sigmoid_stable, "builtin": jax.nn.sigmoid}
         return _scoped(jax.jit(functions[variant]), dtype)
@@ -221,6 +224,74 @@ def _sigmoid_accurate_into(out: jax.Array, x: jax.Array) -> jax.Array:
 
 
 _sigmoid_accurate_into_jit = jax.jit(_sigmoid_accurate_into, donate_argnums=0)
+
+
+def _sigmoid_ziv_into(out: jax.Array, x: jax.Array) -> jax.Array:
+    """Ziv's fast path of ``ziv`` for float32 x, fused by XLA into one pass; NaN marks the inputs the exact path
+    must redo (within the error bound of a rounding midpoint, NaN inputs). Traced with x64 on. XLA flushes
+    subnormal float32 results to 0 on both sides of the test, so they come out 0, as from the exact path.
+
+    k is rounded directly: XLA simplifies (a + SHIFT) - SHIFT to a, so the bits trick only builds 2^k."""
+    y = jnp.clip(-x.astype(jnp.float64), -ziv.CLAMP, ziv.CLAMP)
+    k = jnp.round(y * ziv.INVLN2)
+    r = (y - k * ziv.LN2_HI) - k * ziv.LN2_LO
+    p = jnp.full_like(r, ziv.EXP_COEFFS[-1])
+    for coeff in ziv.EXP_COEFFS[-2::-1]:
+        p = p * r + coeff
+    k_bits = jax.lax.bitcast_convert_type(k + ziv.SHIFT, jnp.int64)
+    two_k = jax.lax.bitcast_convert_type((k_bits << 52) + ziv.ONE_BITS, jnp.float64)
+    s = 1.0 / (1.0 + p * two_k)
+    below = (s * (1 - ziv.REL_BAND)).astype(jnp.float32)
+    above = (s * (1 + ziv.REL_BAND)).astype(jnp.float32)
+    return out.at[...].set(jnp.where(below == above, below, jnp.nan))
+
+
+_sigmoid_ziv_into_jit = jax.jit(_sigmoid_ziv_into, donate_argnums=0)
+
+
+def _redo_blocks(out: jax.Array, x: jax.Array, starts: jax.Array) -> jax.Array:
+    """The exact path (float64 jax.nn.sigmoid rounded once) over the blocks of _ZIV_BLOCK elements at ``starts``."""
+    size = min(_ZIV_BLOCK, x.shape[0])
+
+    def redo(i: int, out: jax.Array) -> jax.Array:
+        block = jax.lax.dynamic_slice(x, (starts[i],), (size,))
+        exact = jax.nn.sigmoid(block.astype(jnp.float64)).astype(jnp.float32)
+        return jax.lax.dynamic_update_slice(out, exact, (starts[i],))
+
+    return jax.lax.fori_loop(0, starts.shape[0], redo, out)
+
+
+_redo_blocks_jit = jax.jit(_redo_blocks, donate_argnums=0)
+#: Elements per block of the exact path's redo: about 1 input in 2^19.5 is hard, so 1 block in 700 is redone.
+_ZIV_BLOCK = 1024
+
+
+class _ZivAccurateSigmoid:
+    """Correctly rounded float32 sigmoid by Ziv's strategy, into the previous call's (donated) output: one fused
+    fast pass marks hard inputs NaN; a NaN-propagating block maximum (NumPy, on the CPU buffer) finds the blocks
+    to redo, and one jitted loop redoes them, their count padded to a power of two to bound recompilation."""
+
+    def __init__(self) -> None:
+        self._out: jax.Array | None = None
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        out = self._out
+        if out is None or out.shape != x.shape or out.dtype != x.dtype or out.devices() != x.devices():
+            out = jax.device_put(jnp.empty_like(x), next(iter(x.devices())))
+        flat_in = x.reshape(-1)
+        self._out = out = _sigmoid_ziv_into_jit(out.reshape(-1), flat_in)
+        view = np.asarray(out)
+        whole = view.size - view.size % _ZIV_BLOCK
+        starts = np.flatnonzero(np.isnan(np.max(view[:whole].reshape(-1, _ZIV_BLOCK), axis=1))) * _ZIV_BLOCK
+        if whole < view.size and np.isnan(view[whole:]).any():
+            starts = np.append(starts, max(view.size - _ZIV_BLOCK, 0))  # the tail, as a block ending at the end
+        del view
+        if starts.size:
+            padded = np.full(1 << (int(starts.size) - 1).bit_length(), starts[-1], dtype=np.int64)
+            padded[:starts.size] = starts
+            self._out = out = _redo_blocks_jit(out, flat_in, jnp.asarray(padded))
+        self._out = out = out.reshape(x.shape)
+        return out
 
 
 class _FastSigmoid:

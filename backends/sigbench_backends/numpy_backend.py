@@ -1,15 +1,19 @@
 """NumPy backend: sigmoid variants and a hand-written training step (forward, backward, Adam)."""
 from __future__ import annotations
 
+import functools
+import importlib.metadata
 import importlib.util
 import os
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, NamedTuple
 
 import numpy as np
 
 from sigbench.workloads import MLPParams, TrainStart, numpy_dtype
+from sigbench_backends import ziv
 
 #: Below this many elements per thread, the fast variant stays on one thread.
 _MIN_CHUNK = 1 << 16
@@ -29,6 +33,10 @@ class NumpyBackend:
             import scipy
 
             found["scipy"] = scipy.__version__
+        if numba_available():  # its version without importing it (half a second)
+            found["numba"] = importlib.metadata.version("numba")
+        else:  # say which float32 ``accurate`` runs
+            found["numba"] = "missing (float32 accurate takes the slower ufunc path)"
         return found
 
     def devices(self) -> list[str]:
@@ -103,7 +111,9 @@ class NumpyBackend:
         if variant == "numexpr":
             return _NumexprSigmoid(self._threads)
         if variant == "accurate":
-            return _AccurateSigmoid(self) if dtype == "float32" else sigmoid_accurate
+            if dtype != "float32":
+                return sigmoid_accurate
+            return NumbaAccurateSigmoid(self) if numba_available() else _AccurateSigmoid(self)
         raise KeyError(variant)
 
     def sigmoid_grad_variants(self) -> dict[str, str | None]:
@@ -235,7 +245,8 @@ _ZIV_BLOCK = 1 << 14
 
 
 class _AccurateSigmoid(_FastSigmoid):
-    """Correctly rounded float32 sigmoid by Ziv's strategy, into one reused buffer, in blocks over the threads.
+    """Correctly rounded float32 sigmoid by Ziv's strategy, into one reused buffer, in blocks over the threads;
+    the path when numba is missing (``NumbaAccurateSigmoid`` is about 3x faster).
 
     Fast path: a float64 evaluation with a proven relative error bound (a table of exp(-k/128) and a cubic),
     about 20 ufunc passes over a cache-sized block. Where its result lies within the bound of a float32
@@ -293,6 +304,97 @@ class _AccurateSigmoid(_FastSigmoid):
         hard |= extra
         np.copyto(out, e, casting="same_kind")
         return np.flatnonzero(hard) if hard.any() else None
+
+
+def numba_available() -> bool:
+    """Whether float32 ``accurate`` runs the numba kernel (else the ufunc fast path, about 3x slower)."""
+    return importlib.util.find_spec("numba") is not None
+
+
+#: Elements per block of the numba kernel: a block whose count of hard inputs is not 0 is redone whole by the
+#: exact path, so blocks stay small (at 2^-19 hard inputs, about 1 block in 128 is redone).
+_NUMBA_BLOCK = 4096
+
+
+class NumbaAccurateSigmoid:
+    """Correctly rounded float32 sigmoid by Ziv's strategy in one numba loop: the fast path of ``ziv`` (table-free,
+    so LLVM vectorises it) over blocks spread on numba's threads, no temporaries; each block counts its inputs
+    within the error bound of a rounding midpoint (and NaNs), and the blocks with any are redone by
+    ``sigmoid_accurate``. Subnormal results stay subnormal: NumPy does not flush them."""
+
+    def __init__(self, backend: NumpyBackend) -> None:
+        import numba
+
+        self._threads = min(backend._threads, numba.config.NUMBA_NUM_THREADS)  # type: ignore[attr-defined]
+        self._kernel = numba_ziv().kernel
+        self._out: np.ndarray | None = None
+        self._hard_counts: np.ndarray | None = None
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        import numba
+
+        out = self._out
+        if out is None or out.shape != x.shape or out.dtype != x.dtype:
+            out = self._out = np.empty_like(x)
+            self._hard_counts = np.empty(-(-x.size // _NUMBA_BLOCK), np.int32)
+        assert self._hard_counts is not None
+        flat_in, flat_out = x.reshape(-1), out.reshape(-1)
+        numba.set_num_threads(self._threads)
+        self._kernel(flat_in, flat_out, self._hard_counts)
+        for block in np.flatnonzero(self._hard_counts):
+            where = slice(block * _NUMBA_BLOCK, (block + 1) * _NUMBA_BLOCK)
+            flat_out[where] = sigmoid_accurate(flat_in[where])
+        return out
+
+
+class NumbaZiv(NamedTuple):
+    """The numba functions of float32 ``accurate``."""
+
+    #: kernel(x, out, hard_counts): out = the fast path rounded to float32, hard_counts[b] = how many of block
+    #: b's inputs the exact path must redo
+    kernel: Callable[[np.ndarray, np.ndarray, np.ndarray], None]
+    #: fast_path(x, wide, hard): the float64 value before rounding and the hard flag, per element (for tests
+    #: of the error bound)
+    fast_path: Callable[[np.ndarray, np.ndarray, np.ndarray], None]
+
+
+@functools.cache
+def numba_ziv() -> NumbaZiv:
+    """Compiled on first call, so numba is imported only here."""
+    from numba import njit, prange
+
+    c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11 = ziv.EXP_COEFFS
+    below, above = 1 - ziv.REL_BAND, 1 + ziv.REL_BAND
+
+    @njit(inline="always", fastmath=False)
+    def fast_path(xf: np.float32) -> tuple[np.float64, np.bool_]:
+        y = min(max(-np.float64(xf), -ziv.CLAMP), ziv.CLAMP)
+        t = y * ziv.INVLN2 + ziv.SHIFT  # numba keeps IEEE order: t - SHIFT is rint(y / ln 2)
+        k = t - ziv.SHIFT
+        r = (y - k * ziv.LN2_HI) - k * ziv.LN2_LO
+        p = ((((((((((c11 * r + c10) * r + c9) * r + c8) * r + c7) * r + c6) * r + c5) * r + c4) * r + c3) * r
+              + c2) * r + c1) * r + c0
+        two_k = np.int64((np.float64(t).view(np.int64) << 52) + ziv.ONE_BITS).view(np.float64)
+        s = 1.0 / (1.0 + p * two_k)
+        return s, np.float32(s * below) != np.float32(s * above)
+
+    @njit(parallel=True, fastmath=False)
+    def kernel(x: np.ndarray, out: np.ndarray, hard_counts: np.ndarray) -> None:
+        for block in prange(hard_counts.size):
+            start = block * _NUMBA_BLOCK
+            count = np.int64(0)
+            for i in range(start, min(start + _NUMBA_BLOCK, x.size)):
+                s, hard = fast_path(x[i])
+                out[i] = np.float32(s)
+                count += hard
+            hard_counts[block] = count
+
+    @njit(fastmath=False)
+    def fast_path_values(x: np.ndarray, wide: np.ndarray, hard: np.ndarray) -> None:
+        for i in range(x.size):
+            wide[i], hard[i] = fast_path(x[i])
+
+    return NumbaZiv(kernel, fast_path_values)
 
 
 class _NumexprSigmoid:

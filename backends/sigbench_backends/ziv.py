@@ -1,0 +1,36 @@
+"""The constants of the float64 fast path shared by the NumPy (numba) and JAX ``accurate`` float32 sigmoids.
+
+Ziv's strategy: evaluate 1 / (1 + e^-x) in float64 with a proven relative error bound, round to float32, and
+send to an exact path only the inputs whose float64 value lies within that bound of a float32 rounding
+midpoint: those where s (1 - REL_BAND) and s (1 + REL_BAND) round to different float32 values. Rounding is
+monotonic, so where they agree the true value rounds to the same float32; the test needs no bit tricks and
+holds for subnormal results too (NaN inputs fail it, as NaN != NaN, and take the exact path).
+
+The evaluation, for y = -x clamped to [-CLAMP, CLAMP] (beyond it the float32 result is 0 or 1 either way):
+k = rint(y / ln 2), r = (y - k LN2_HI) - k LN2_LO, e^y = 2^k P(r) with P the degree-11 Taylor polynomial
+of e^r (Horner), 2^k built from the bits of k + SHIFT (no float-to-int conversion, which AVX2 lacks for
+64-bit integers), then s = 1 / (1 + e^y). Error budget:
+- k LN2_HI is exact (LN2_HI has 21 trailing zero bits, |k| <= 159), so r is off by at most 2^-53.5 absolutely;
+- |r| <= 0.3466, so Taylor's remainder is below 0.3466^12 / 12! e^0.3466 < 2^-46.7, and Horner's
+  roundings add below 2^-50;
+- 1 + e^y and the division add 2^-53 each, and an error e in e^y moves s by at most e relatively.
+In all, relative error below 2^-46.3 (2^-46.7 measured, at the widest r); with the 2^-53 rounding of the
+products s (1 +- REL_BAND), REL_BAND = 2^-44 keeps a margin of 4.9. About 2 REL_BAND / 2^-23.5, 1 input in
+2^19.5, is sent to the exact path.
+"""
+from __future__ import annotations
+
+import math
+
+INVLN2 = 1 / math.log(2)
+LN2_HI = 6.93147180369123816490e-01  # fdlibm's split of ln 2: LN2_HI + LN2_LO = ln 2 to 2^-85
+LN2_LO = 1.90821492927058770002e-10
+#: 1.5 * 2^52: adding it to an integer-valued float64 k puts k in the low bits of the result's bits.
+SHIFT = 6755399441055744.0
+#: The bits of 1.0: adding k << 52 to them gives the bits of 2^k.
+ONE_BITS = 0x3FF0000000000000
+#: 1/i! for i = 0..11, the Taylor coefficients of e^r.
+EXP_COEFFS = tuple(1 / math.factorial(i) for i in range(12))
+CLAMP = 110.0
+#: Half-width, relative, of the interval around the float64 value that must round to one float32.
+REL_BAND = 2.0**-44
