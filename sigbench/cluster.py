@@ -1,8 +1,8 @@
 """Where work runs: this machine's threads, or the workers of a Dask cluster (``--scheduler``).
 
 The one module that knows which engine runs the work. The accuracy sweep maps its chunk tasks with
-``map_unordered`` (a ``concurrent.futures`` executor either way: a thread pool here, the Dask client's
-executor on a cluster); the fleet run places one task per host with ``Cluster.run_per_host``. Dask is an
+``map_unordered``: a ``concurrent.futures`` thread pool here, ``client.map`` futures on a cluster, both
+yielding results as they finish; the fleet run places one task per host with ``Cluster.run_per_host``. Dask is an
 extra (``pip install 'sigbench[dask]'``) and is imported only when a cluster is asked for, so
 ``import sigbench`` stays light.
 """
@@ -11,8 +11,9 @@ from __future__ import annotations
 import json
 import logging
 import re
+import time
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Executor, ThreadPoolExecutor, as_completed
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
@@ -27,6 +28,8 @@ WORKER_WAIT_S = 5.0
 LOCAL_THREADS = 2
 #: A task whose worker died is rerun elsewhere by Dask (its own bookkeeping); these retries are for the rest.
 TASK_RETRIES = 2
+#: How often a fleet run looks for finished hosts and hosts that left.
+POLL_S = 0.5
 INSTALL_HINT = "pip install 'sigbench[dask]'"
 
 _ADDRESS = re.compile(r"(?:(?:tcp|tls|ws|wss|ucx)://)?(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):(\d{1,5})")
@@ -79,8 +82,20 @@ class Cluster:
         """``fn(*args)`` inside each worker process (light work: facts about the worker)."""
         return dict(self.client.run(fn, *args))
 
-    def executor(self) -> Executor:
-        return self.client.get_executor(pure=False, retries=TASK_RETRIES)
+    def map_unordered(self, fn: Callable[[Item], Result], items: Iterable[Item]) -> Iterator[Result]:
+        """``fn`` over ``items`` on the workers, results as they finish; leaving early cancels the rest.
+
+        ``client.map`` sends every task in one message (``get_executor().submit`` costs a round trip each:
+        7.8 s against 0.14 s for 4,096 tasks here).
+        """
+        import distributed
+
+        futures = self.client.map(fn, list(items), pure=False, retries=TASK_RETRIES)
+        try:
+            for future in distributed.as_completed(futures):
+                yield future.result()
+        finally:
+            self.client.cancel([future for future in futures if not future.done()])
 
     def require_same_versions(self, backends: list[str]) -> None:
         """UsageError naming the differences when the workers would compute with different versions."""
@@ -106,17 +121,14 @@ class Cluster:
                      done: Callable[[str, Any, str | None], None]) -> None:
         """``fn(*args)`` once on one worker of each host, all hosts at once; ``done(host, result, failure)`` as
         each finishes. A host whose workers all leave the cluster fails with a message instead of waiting."""
-        import distributed
-
         hosts = self.hosts()
         pending = {self.client.submit(fn, *args, workers=hosts[host], allow_other_workers=False, pure=False): host
                    for host, args in args_by_host.items()}
         try:
             while pending:
-                try:
-                    finished, _ = distributed.wait(list(pending), timeout=1.0, return_when="FIRST_COMPLETED")
-                except TimeoutError:
-                    finished = set()
+                finished = [future for future in pending if future.done()]
+                if not finished:
+                    time.sleep(POLL_S)
                 for future in finished:
                     host = pending.pop(future)
                     if future.status == "finished":
@@ -204,8 +216,10 @@ def map_unordered(cluster: Cluster | None, fn: Callable[[Item], Result], items: 
 
     Leaving early (an error, Ctrl-C) cancels the outstanding tasks.
     """
-    executor = ThreadPoolExecutor(LOCAL_THREADS, thread_name_prefix="sigbench") if cluster is None \
-        else cluster.executor()
+    if cluster is not None:
+        yield from cluster.map_unordered(fn, items)
+        return
+    executor = ThreadPoolExecutor(LOCAL_THREADS, thread_name_prefix="sigbench")
     futures = [executor.submit(fn, item) for item in items]
     finished = False
     try:
@@ -213,7 +227,4 @@ def map_unordered(cluster: Cluster | None, fn: Callable[[Item], Result], items: 
             yield future.result()
         finished = True
     finally:
-        if isinstance(executor, ThreadPoolExecutor):
-            executor.shutdown(wait=True, cancel_futures=not finished)
-        else:
-            executor.shutdown(wait=finished)  # a Dask executor cancels its futures when not waiting
+        executor.shutdown(wait=True, cancel_futures=not finished)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -57,11 +58,22 @@ def run_on_host(argv: list[str], backends: list[str]) -> dict[str, Any]:
         output = Path(folder) / "run"
         command = [sys.executable, "-m", "sigbench", "run", *argv, *(f"--backend={name}" for name in backends),
                    "--output-dir", str(output), "--quiet", "--format="]
-        finished = subprocess.run(command, capture_output=True, text=True, stdin=subprocess.DEVNULL)
+        finished = subprocess.run(command, capture_output=True, text=True, stdin=subprocess.DEVNULL,
+                                  env=undo_worker_environment(dict(os.environ)))
         document = output / "results.json"
         return {"hostname": socket.gethostname(), "exit_code": finished.returncode,
                 "results_json": document.read_text(encoding="utf-8") if document.exists() else None,
                 "stderr": finished.stderr[-4000:]}
+
+
+def undo_worker_environment(environ: dict[str, str]) -> dict[str, str]:
+    """The environment without what Dask's nanny sets for its workers (OMP_NUM_THREADS=1 and the like): the
+    run on the host should see the threads a run started by hand sees."""
+    import dask
+
+    set_by_dask = dask.config.get("distributed.nanny.pre-spawn-environ", default={}) or {}
+    return {key: value for key, value in environ.items()
+            if key not in set_by_dask or str(set_by_dask[key]) != value}
 
 
 @dataclass
