@@ -92,7 +92,7 @@ class Cluster:
 
         futures = self.client.map(fn, list(items), pure=False, retries=TASK_RETRIES)
         try:
-            for future in distributed.as_completed(futures):
+            for future in distributed.as_completed(futures, loop=self.client.loop):
                 yield future.result()
         finally:
             self.client.cancel([future for future in futures if not future.done()])
