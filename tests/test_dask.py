@@ -59,11 +59,12 @@ def _start_scheduler(folder: Path, processes: list[subprocess.Popen[bytes]]) -> 
     return file
 
 
-def _start_worker(file: Path, name: str, folder: Path) -> subprocess.Popen[bytes]:
-    # --no-nanny: the worker is this very process, so killing it kills the worker
+def _start_worker(file: Path, name: str, folder: Path, nanny: bool = True) -> subprocess.Popen[bytes]:
+    """A one-thread worker; with ``nanny=False`` the worker is this very process, so killing it kills the worker
+    (with a nanny, as ``dask worker`` starts by default, the worker runs with OMP_NUM_THREADS=1 and the like)."""
     return _start([sys.executable, "-m", "distributed.cli.dask_worker", "--scheduler-file", str(file),
-                   "--nthreads", "1", "--no-nanny", "--no-dashboard", "--host", "127.0.0.1", "--name", name],
-                  folder / f"worker-{name}.log")
+                   "--nthreads", "1", "--nanny" if nanny else "--no-nanny", "--no-dashboard", "--host", "127.0.0.1",
+                   "--name", name], folder / f"worker-{name}.log")
 
 
 def _workers(file: Path) -> dict[str, str]:
@@ -130,7 +131,7 @@ def test_a_worker_killed_mid_sweep_changes_nothing(scheduler_file: Path, tmp_pat
     backend = registry.load("numpy")
     cases = [accuracy.AccuracyCase("numpy", v, "float32") for v, r in backend.sigmoid_variants().items() if r is None]
     tasks = accuracy.sweep_tasks(cases, "float32", True, 0, "value")[0][2000:2030]
-    victim = _start_worker(scheduler_file, "victim", tmp_path)
+    victim = _start_worker(scheduler_file, "victim", tmp_path, nanny=False)
     try:
         address = _wait_for_workers(scheduler_file, {"victim"})["victim"]
         pool = cluster.connect(None, scheduler_file)
@@ -169,8 +170,8 @@ def test_fleet_run_brings_back_each_hosts_results_and_a_merged_report(scheduler_
     ok = [r for r in document["rows"] if r["status"] == "ok"]
     assert {r["backend"] for r in ok} == {"numpy"} and all(r["machine"] == hostname for r in ok)
     assert all(r["size"] == 1024 and r["check_passed"] for r in ok)
-    # Dask's workers run with OMP_NUM_THREADS=1; the benchmark must not inherit that
-    assert "OMP_NUM_THREADS" not in document["metadata"].get("environment", {})
+    # Dask's nanny starts its workers with OMP_NUM_THREADS=1; the benchmark must not inherit that
+    assert "OMP_NUM_THREADS" not in document["metadata"]["env"]
     for name in missing[:1]:
         assert any(r["backend"] == name and r["status"] == "skipped" and "not installed" in r["message"]
                    for r in document["rows"])
