@@ -90,12 +90,16 @@ class Cluster:
         """
         import distributed
 
-        futures = self.client.map(fn, list(items), pure=False, retries=TASK_RETRIES)
+        pending = set(self.client.map(fn, list(items), pure=False, retries=TASK_RETRIES))
         try:
-            for future in distributed.as_completed(futures, loop=self.client.loop):
-                yield future.result()
+            for future in distributed.as_completed(list(pending), loop=self.client.loop):
+                result = future.result()
+                pending.discard(future)  # the worker may forget it now
+                future.release()
+                yield result
         finally:
-            self.client.cancel([future for future in futures if not future.done()])
+            if pending:
+                self.client.cancel(list(pending))
 
     def require_same_versions(self, backends: list[str]) -> None:
         """UsageError naming the differences when the workers would compute with different versions."""
