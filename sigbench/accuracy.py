@@ -7,11 +7,11 @@ float16 and bfloat16 are always checked over all 65,536 inputs; float32 over a s
 from __future__ import annotations
 
 import math
+import threading
 import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, fields
-from functools import cache
 from typing import Any
 
 import numpy as np
@@ -340,15 +340,22 @@ def chunk_inputs(task: ChunkTask) -> np.ndarray:
     return all_inputs(task.dtype)[task.start:task.stop]
 
 
-@cache
+_RUNNERS = threading.local()
+
+
 def case_runner(case: AccuracyCase, quantity: str) -> Callable[[np.ndarray], tuple[np.ndarray, int]]:
-    """The case's function on NumPy arrays, made once per process (a JIT backend compiles it once)."""
+    """The case's function on NumPy arrays, made once per thread: the ``fast`` and ``accurate`` variants write
+    into an output buffer they keep, so two threads running chunks of one case must not share one."""
     from sigbench import registry
 
-    backend: Any = registry.load(case.backend)
-    fn = (backend.sigmoid(case.variant, case.dtype, "cpu") if quantity == "value"
-          else backend.sigmoid_grad(case.variant, case.dtype))
-    return _runner(backend, fn)
+    made: dict[tuple[AccuracyCase, str], Callable[[np.ndarray], tuple[np.ndarray, int]]] = \
+        _RUNNERS.__dict__.setdefault("made", {})
+    if (case, quantity) not in made:
+        backend: Any = registry.load(case.backend)
+        fn = (backend.sigmoid(case.variant, case.dtype, "cpu") if quantity == "value"
+              else backend.sigmoid_grad(case.variant, case.dtype))
+        made[case, quantity] = _runner(backend, fn)
+    return made[case, quantity]
 
 
 def measure_chunk(task: ChunkTask) -> ChunkResult:

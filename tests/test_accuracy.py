@@ -93,6 +93,22 @@ def test_exhaustive_float16_for_every_backend_under_test(backend):
         assert samples[case][0].size == samples[case][1].size > 0
 
 
+def test_chunks_on_two_threads_merge_to_the_one_thread_totals(backend):
+    """The exhaustive sweep's chunks run two at a time; variants that keep an output buffer must not share
+    it between threads, and the merge must not depend on the order the chunks finish in."""
+    from sigbench import cluster
+
+    cases = [accuracy.AccuracyCase(backend.name, v, "float32") for v, reason in backend.sigmoid_variants().items()
+             if reason is None and v in ("naive", "fast", "accurate")]
+    tasks = accuracy.sweep_tasks(cases, "float32", True, 0, "value")[0][3000:3008]
+    one_thread = [accuracy.measure_chunk(task) for task in tasks]
+    two_threads = sorted(cluster.map_unordered(None, accuracy.measure_chunk, tasks), key=lambda r: r.index)
+    for k, case in enumerate(cases):
+        expected = sum((r.totals[k] for r in one_thread), accuracy.Totals())
+        assert sum((r.totals[k] for r in reversed(two_threads)), accuracy.Totals()) == expected, case
+        assert expected.inputs == 8 * accuracy.EXHAUSTIVE_CHUNK
+
+
 def test_accurate_float32_is_correctly_rounded_and_keeps_subnormals():
     backend = need("numpy")
     fn = backend.sigmoid("accurate", "float32", "cpu")
