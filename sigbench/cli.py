@@ -333,7 +333,7 @@ def run_options(args: argparse.Namespace, output_dir: Path | None = None) -> Any
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    if args.scheduler or args.scheduler_file:
+    if getattr(args, "scheduler", None) or getattr(args, "scheduler_file", None):  # issue 12: a fleet run
         return cmd_fleet_run(args)
     from sigbench import progress, results, runner
 
