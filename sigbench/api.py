@@ -210,10 +210,12 @@ class AccuracyResults:
 def accuracy(backends: str | Iterable[str] | None = None, *, variants: str | Iterable[str] | None = None,
              dtypes: str | Iterable[str] | None = None, quantity: str = "value", exhaustive: bool = False,
              seed: int = 0, output_dir: PathLike | None = None, force: bool = False,
-             progress: bool = False) -> AccuracyResults:
+             progress: bool = False, scheduler: str | None = None,
+             scheduler_file: PathLike | None = None) -> AccuracyResults:
     """``sigbench accuracy``: each variant's error against a correctly rounded reference.
 
-    The files go to ``output_dir`` (new or empty, or ``force``), else to a new folder under reports/.
+    The files go to ``output_dir`` (new or empty, or ``force``), else to a new folder under reports/. With
+    ``scheduler`` (``tcp://host:port``) or ``scheduler_file``, the sweep runs on that Dask cluster.
     """
     from sigbench import registry, results, ulp_accuracy
 

@@ -121,6 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
         "  sigbench run --workload train --batch 32 --batch 1024 --hidden 128 --hidden 1024",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     _add_run_options(run)
+    _add_cluster_options(run, fleet=True)
     run.set_defaults(handler=cmd_run, preset="default")
 
     aa = commands.add_parser(
@@ -205,6 +206,7 @@ def build_parser() -> argparse.ArgumentParser:
                           help="default: a new folder under reports/")
     accuracy.add_argument("--force", action="store_true", help="write into a non-empty --output-dir")
     accuracy.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    _add_cluster_options(accuracy, fleet=False)
     accuracy.set_defaults(handler=cmd_accuracy)
 
     report = commands.add_parser(
@@ -268,6 +270,43 @@ def _add_execution_options(parser: argparse.ArgumentParser) -> None:
                         help=f"kill a case (and its worker) after S seconds (default {DEFAULT_CASE_TIMEOUT_S:g})")
 
 
+# --- Dask cluster options (sigbench.cluster, sigbench.fleet) -----------------------------------
+
+
+def _add_cluster_options(parser: argparse.ArgumentParser, fleet: bool) -> None:
+    group = parser.add_argument_group(
+        "on a Dask cluster (pip install 'sigbench[dask]')",
+        "run once on each host of the cluster, merged with the machine as a dimension" if fleet
+        else "the sweep's chunks run on the cluster's workers; the same table as a local run")
+    where = group.add_mutually_exclusive_group()
+    where.add_argument("--scheduler", metavar="ADDRESS", help="the Dask scheduler, e.g. tcp://10.0.0.5:8786")
+    where.add_argument("--scheduler-file", type=Path, metavar="PATH",
+                       help="the file `dask scheduler --scheduler-file PATH` wrote (HPC, dask-jobqueue)")
+    if fleet:
+        group.add_argument("--hosts", action="append", default=[], metavar="HOST",
+                           help="only these hosts of the cluster, by name or address (repeat; default: all)")
+
+
+def cmd_fleet_run(args: argparse.Namespace) -> int:
+    """``run --scheduler``: the run once per host of the cluster; the merged report."""
+    from sigbench import cluster, fleet, progress, results
+
+    if args.in_process:
+        raise UsageError("--in-process runs in this process; it cannot be combined with --scheduler")
+    argv = args.argv[args.argv.index("run") + 1:]
+    with cluster.connected(args.scheduler, args.scheduler_file) as pool, \
+            progress.bar("sigbench run (fleet)", quiet=args.quiet or args.json) as show:
+        directory = results.prepare_output_dir(args.output_dir, args.force)
+        outcome = fleet.execute(pool, argv, args.backend, args.hosts, args.workload or list(WORKLOADS), args.dtype,
+                                args.device, directory, args.format, show)
+    print((directory / results.RESULTS_MD).read_text(encoding="utf-8"))
+    for host, why in outcome.failures.items():
+        print(f"sigbench: {host} gave no results: {why}", file=sys.stderr)
+    print(f"sigbench: {len(outcome.documents)} host(s); results in {directory}/<host>/, merged in {directory}/",
+          file=sys.stderr)
+    return outcome.exit_code
+
+
 def _add_train_shape(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dtype", default="float32", metavar="NAME", help="float32 (default) or float64")
     parser.add_argument("--device", default="cpu", metavar="NAME", help="cpu, or cuda / gpu")
@@ -295,6 +334,8 @@ def run_options(args: argparse.Namespace, output_dir: Path | None = None) -> Any
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    if getattr(args, "scheduler", None) or getattr(args, "scheduler_file", None):  # one run per host of a cluster
+        return cmd_fleet_run(args)
     from sigbench import api, progress, results
 
     with progress.bar("sigbench run", quiet=args.quiet or args.json) as show:
@@ -452,23 +493,19 @@ def cmd_accuracy(args: argparse.Namespace) -> int:
 
     outcome = api.accuracy(args.backend, variants=args.variant, dtypes=args.dtype, quantity=args.quantity,
                            exhaustive=args.exhaustive, seed=args.seed, output_dir=args.output_dir,
-                           force=args.force, progress=not args.quiet)
+                           force=args.force, progress=not args.quiet, scheduler=args.scheduler,
+                           scheduler_file=args.scheduler_file)
     print(outcome.markdown())
     print(f"sigbench: accuracy written to {outcome.directory}/", file=sys.stderr)
     return EXIT_OK
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from sigbench import html, plots, report, results
+    from sigbench import results
 
     documents = [results.load(path) for path in args.paths]
     directory = results.prepare_output_dir(args.output_dir, args.force)
-    rows = [row for document in documents for row in document["rows"]]
-    meta = documents[0].get("metadata", {}) if len(documents) == 1 else {}
-    plots.write_all(directory, rows, meta)
-    text = report.markdown(documents, directory)
-    results.atomic_write_text(directory / results.RESULTS_MD, text)
-    results.atomic_write_text(directory / results.RESULTS_HTML, html.run_page(documents))
+    text = results.write_merged(directory, documents)
     print(text)
     print(f"sigbench: report of {len(documents)} run(s) in {directory}/", file=sys.stderr)
     return EXIT_OK
@@ -477,6 +514,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # what a fleet run repeats on each host
     handler: Callable[[argparse.Namespace], int] | None = getattr(args, "handler", None)
     if handler is None:
         parser.print_help()

@@ -112,6 +112,22 @@ def write(directory: Path, rows: list[dict[str, Any]], metadata: dict[str, Any],
         atomic_write_text(directory / RESULTS_HTML, html.run_page([document]))
 
 
+def write_merged(directory: Path, documents: list[dict[str, Any]], formats: tuple[str, ...] = ("md", "html", "png"),
+                 notes: str = "") -> str:
+    """One report of several runs (machines, versions) with the machine as a dimension: results.md (with
+    ``notes`` at its end), results.html and the plots; returns the markdown. ``report`` and fleet runs use it."""
+    from sigbench import html, plots, report
+
+    if "png" in formats:
+        rows = [row for document in documents for row in document["rows"]]
+        plots.write_all(directory, rows, documents[0].get("metadata", {}) if len(documents) == 1 else {})
+    text = report.markdown(documents, directory) + (f"\n{notes}" if notes else "")
+    atomic_write_text(directory / RESULTS_MD, text)
+    if "html" in formats:
+        atomic_write_text(directory / RESULTS_HTML, html.run_page(documents))
+    return text
+
+
 def load(path: Path) -> dict[str, Any]:
     """A results document from a run folder or its results.json; UsageError naming what is wrong."""
     path = Path(path)

@@ -7,10 +7,10 @@ float16 and bfloat16 are always checked over all 65,536 inputs; float32 over a s
 from __future__ import annotations
 
 import math
+import threading
 import time
 import warnings
-from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -64,12 +64,6 @@ def sample_inputs(dtype: str, size: int, seed: int) -> np.ndarray:
     magnitudes = np.exp(rng.uniform(math.log(1e-30), math.log(1e3), size=size - size // 2))
     signed = magnitudes * rng.choice([-1.0, 1.0], size=magnitudes.size)
     return np.concatenate([special_inputs(dtype), bits, signed.astype(np_dtype)])
-
-
-def float32_chunks(chunk: int = EXHAUSTIVE_CHUNK) -> Iterator[np.ndarray]:
-    """All 2^32 float32 bit patterns, ``chunk`` at a time."""
-    for start in range(0, 1 << 32, chunk):
-        yield np.arange(start, start + chunk, dtype=np.uint64).astype(np.uint32).view(np.float32)
 
 
 def _mp_sigmoid(x: float) -> Any:
@@ -157,12 +151,19 @@ def correctly_rounded(x: np.ndarray, quantity: str = "value") -> tuple[np.ndarra
 
 @dataclass(frozen=True)
 class Totals:
-    """Error counts over a set of inputs; two sets' totals add up (for streaming 2^32 inputs)."""
+    """Error counts over a set of inputs; two sets' totals add up (for streaming 2^32 inputs).
+
+    The sum is exact and order-free, so chunks merged in any order (on a cluster, as they finish) give the
+    same totals bit for bit: counts and the ULP sum are integers, maxima and minima are exact, and of
+    equally bad inputs the worst is the one first in the sweep (``worst_position``).
+    """
 
     inputs: int = 0
-    ulp_sum: float = 0.0
+    ulp_sum: int = 0
     max_ulp: float = 0.0
     worst_input: float = math.nan
+    #: The worst input's index in the sweep (chunk start + index in the chunk): ties go to the first.
+    worst_position: int = -1
     correctly_rounded: int = 0
     over_1ulp: int = 0
     flushed_subnormals: int = 0
@@ -177,12 +178,13 @@ class Totals:
     zero_below: float = -math.inf
 
     def __add__(self, other: Totals) -> Totals:
-        worse = other if other.max_ulp > self.max_ulp or math.isnan(self.worst_input) else self
+        worse = max(self, other, key=lambda t: (not math.isnan(t.worst_input), t.max_ulp, -t.worst_position))
         combined: dict[str, Any] = {name: pick(getattr(self, name), getattr(other, name))
                                     for name, pick in _NEAREST.items()}
         combined.update({f.name: getattr(self, f.name) + getattr(other, f.name) for f in fields(self)
-                         if f.name not in ("max_ulp", "worst_input", *_NEAREST)})
-        return Totals(**combined, max_ulp=worse.max_ulp, worst_input=worse.worst_input)
+                         if f.name not in (*_WORST, *_NEAREST)})
+        combined.update({name: getattr(worse, name) for name in _WORST})
+        return Totals(**combined)
 
     def row(self) -> dict[str, Any]:
         return {
@@ -196,6 +198,7 @@ class Totals:
         }
 
 
+_WORST = ("max_ulp", "worst_input", "worst_position")
 _NEAREST: dict[str, Callable[[float, float], float]] = {
     "rel_err_over_1_above": min, "zero_above": min, "rel_err_over_1_below": max, "zero_below": max}
 
@@ -206,8 +209,9 @@ def _nearest_to_zero(x: np.ndarray, mask: np.ndarray) -> tuple[float, float]:
     return (float(x[above].min()) if above.any() else math.inf, float(x[below].max()) if below.any() else -math.inf)
 
 
-def measure_errors(got: np.ndarray, want: np.ndarray, x: np.ndarray, warning_count: int = 0) -> Totals:
-    """Compare results with the correctly rounded reference.
+def measure_errors(got: np.ndarray, want: np.ndarray, x: np.ndarray, warning_count: int = 0,
+                   offset: int = 0) -> Totals:
+    """Compare results with the correctly rounded reference; ``offset``: x's first index in the sweep.
 
     Results that should be subnormal but are 0 (flushed) and NaNs where a number is due are counted apart
     and kept out of the ULP statistics, which would otherwise be millions of ULPs for one flushed value.
@@ -235,9 +239,10 @@ def measure_errors(got: np.ndarray, want: np.ndarray, x: np.ndarray, warning_cou
     found = worst >= 0 and bool(counted[worst])
     return Totals(
         inputs=int(x_flat.size),
-        ulp_sum=float(ulps[counted].sum()),
+        ulp_sum=exact_sum(ulps[counted]),
         max_ulp=float(ulps[worst]) if found else 0.0,
         worst_input=float(np.asarray(x_flat[differ[worst]], dtype=np.float64)) if found else math.nan,
+        worst_position=offset + int(differ[worst]) if found else -1,
         correctly_rounded=int(x_flat.size - differ.size + np.count_nonzero(ulps == 0)),
         over_1ulp=int(np.count_nonzero(counted & (ulps > 1))),
         flushed_subnormals=int(np.count_nonzero(flushed)),
@@ -249,6 +254,15 @@ def measure_errors(got: np.ndarray, want: np.ndarray, x: np.ndarray, warning_cou
     )
 
 
+def exact_sum(ulps: np.ndarray) -> int:
+    """The sum of whole ULP counts as an integer: a float sum would depend on the order chunks arrive in."""
+    if ulps.size == 0:
+        return 0
+    if float(ulps.max()) * ulps.size < 2.0**62:
+        return int(ulps.astype(np.int64).sum())
+    return sum(int(v) for v in ulps.tolist())
+
+
 @dataclass(frozen=True)
 class AccuracyCase:
     backend: str
@@ -256,52 +270,149 @@ class AccuracyCase:
     dtype: str
 
 
-def run_cases(cases: list[tuple[AccuracyCase, Callable[[np.ndarray], tuple[np.ndarray, int]]]], dtype: str,
-              exhaustive: bool, seed: int, progress: Callable[[int, int, str], None] | None = None,
-              quantity: str = "value",
-              ) -> tuple[dict[AccuracyCase, Totals], dict[AccuracyCase, tuple[np.ndarray, np.ndarray]], dict[str, Any]]:
-    """Totals per case, a sample of (x, ulp error) per case for plotting, and facts about the reference."""
-    if dtype in ("float16", "bfloat16"):
-        batches: Iterator[np.ndarray] = iter([all_inputs(dtype)])
-        total_batches, mode = 1, "exhaustive"
-    elif dtype == "float32" and exhaustive:
-        batches, total_batches, mode = float32_chunks(), (1 << 32) // EXHAUSTIVE_CHUNK, "exhaustive"
+#: Sampled points per case for the plot, spread over the chunks in proportion to their size (at least 64 each).
+PLOT_POINTS = 4096
+
+
+@dataclass(frozen=True)
+class ChunkTask:
+    """One task of a sweep: names and bounds only, never arrays, so shipping it to a worker costs ~1 kB.
+
+    The worker remakes its inputs (bit patterns, or the seeded sample), the reference and its cases'
+    results, and sends back partial totals and a few plot points.
+    """
+
+    cases: tuple[AccuracyCase, ...]
+    dtype: str
+    quantity: str
+    mode: str  # "exhaustive" or "sample"
+    start: int
+    stop: int
+    seed: int
+    index: int
+    plot_points: int
+
+
+@dataclass(frozen=True)
+class ChunkResult:
+    """What a task sends back: per case its totals and sampled errors; the specials' behaviour from chunk 0."""
+
+    cases: tuple[AccuracyCase, ...]
+    index: int
+    totals: tuple[Totals, ...]
+    kept_x: np.ndarray
+    kept_ulps: tuple[np.ndarray, ...]
+    mpmath_decided: int
+    special: tuple[str, ...] = ()
+
+
+def sweep_tasks(cases: list[AccuracyCase], dtype: str, exhaustive: bool, seed: int, quantity: str,
+                ) -> tuple[list[ChunkTask], str]:
+    """The sweep of one dtype cut into tasks, and its mode.
+
+    Exhaustive float32: one task per chunk of ``EXHAUSTIVE_CHUNK`` inputs with every case (the reference
+    is computed once per chunk). The other sweeps are one batch, as a backend's results and warning count
+    can depend on the length of the array it is given: one task per backend over the whole batch.
+    """
+    if dtype == "float32" and exhaustive:
+        step = EXHAUSTIVE_CHUNK
+        groups = [tuple(cases)]
+        total, mode = 1 << 32, "exhaustive"
     else:
-        batches, total_batches, mode = iter([sample_inputs(dtype, SAMPLE_SIZE[dtype], seed)]), 1, "sample"
-    totals = {case: Totals() for case, _ in cases}
-    scatter: dict[AccuracyCase, list[tuple[np.ndarray, np.ndarray]]] = {case: [] for case, _ in cases}
-    hard_cases = 0
+        total, mode = ((1 << 16, "exhaustive") if dtype in ("float16", "bfloat16")
+                       else (SAMPLE_SIZE[dtype] + special_inputs(dtype).size, "sample"))
+        step = total
+        groups = [tuple(c for c in cases if c.backend == name) for name in dict.fromkeys(c.backend for c in cases)]
+    tasks = []
+    for index, start in enumerate(range(0, total, step)):
+        stop = min(start + step, total)
+        points = min(stop - start, max(64, PLOT_POINTS * step // total))
+        tasks += [ChunkTask(group, dtype, quantity, mode, start, stop, seed, index, points) for group in groups]
+    return tasks, mode
+
+
+def chunk_inputs(task: ChunkTask) -> np.ndarray:
+    """The inputs of one task, the same wherever it runs."""
+    if task.mode == "sample":
+        return sample_inputs(task.dtype, SAMPLE_SIZE[task.dtype], task.seed)[task.start:task.stop]
+    if task.dtype == "float32":
+        return np.arange(task.start, task.stop, dtype=np.uint64).astype(np.uint32).view(np.float32)
+    return all_inputs(task.dtype)[task.start:task.stop]
+
+
+_RUNNERS = threading.local()
+
+
+def case_runner(case: AccuracyCase, quantity: str) -> Callable[[np.ndarray], tuple[np.ndarray, int]]:
+    """The case's function on NumPy arrays, made once per thread: the ``fast`` and ``accurate`` variants write
+    into an output buffer they keep, so two threads running chunks of one case must not share one."""
+    from sigbench import registry
+
+    made: dict[tuple[AccuracyCase, str], Callable[[np.ndarray], tuple[np.ndarray, int]]] = \
+        _RUNNERS.__dict__.setdefault("made", {})
+    if (case, quantity) not in made:
+        backend: Any = registry.load(case.backend)
+        fn = (backend.sigmoid(case.variant, case.dtype, "cpu") if quantity == "value"
+              else backend.sigmoid_grad(case.variant, case.dtype))
+        made[case, quantity] = _runner(backend, fn)
+    return made[case, quantity]
+
+
+def measure_chunk(task: ChunkTask) -> ChunkResult:
+    """Run every case of the task on its inputs: the unit of work, locally or on a cluster worker."""
+    x = chunk_inputs(task)
+    want, hard = correctly_rounded(x, task.quantity)
+    keep = np.sort(np.random.default_rng([task.seed, task.index]).choice(x.size, size=task.plot_points,
+                                                                         replace=False))
+    totals, kept = [], []
+    for case in task.cases:
+        got, warning_count = case_runner(case, task.quantity)(x)
+        totals.append(measure_errors(got, want, x, warning_count, offset=task.start))
+        kept.append(ulp_distance(got.reshape(-1)[keep], want.reshape(-1)[keep]))
+    with np.errstate(invalid="ignore"):
+        kept_x = x.reshape(-1)[keep].astype(np.float64)
+    special = tuple(special_behaviour(case_runner(case, task.quantity), task.dtype, task.quantity)
+                    for case in task.cases) if task.index == 0 else ()
+    return ChunkResult(task.cases, task.index, tuple(totals), kept_x, tuple(kept), hard, special)
+
+
+def run_cases(cases: list[AccuracyCase], dtype: str, exhaustive: bool, seed: int,
+              progress: Callable[[int, int, str], None] | None = None, quantity: str = "value",
+              cluster: Any = None,
+              ) -> tuple[dict[AccuracyCase, Totals], dict[AccuracyCase, tuple[np.ndarray, np.ndarray]], dict[str, Any],
+                         dict[AccuracyCase, str]]:
+    """Totals per case, a sample of (x, ulp error) per case for plotting, facts about the reference, and
+    each case's behaviour at the special inputs.
+
+    The chunks run on ``sigbench.cluster``'s executor (local threads, or a Dask cluster's workers) and are
+    merged as they finish; the merge is exact, so the result does not depend on where or in what order.
+    """
+    from sigbench import cluster as engines
+
+    tasks, mode = sweep_tasks(cases, dtype, exhaustive, seed, quantity)
+    totals = {case: Totals() for case in cases}
+    scatter: dict[AccuracyCase, dict[int, tuple[np.ndarray, np.ndarray]]] = {case: {} for case in cases}
+    special: dict[AccuracyCase, str] = {}
+    hard_cases: dict[int, int] = {}  # per chunk: the reference is the same in every task of a chunk
     started = time.perf_counter()
-    rng = np.random.default_rng(seed)
-    # two cases at a time: NumPy, PyTorch and JAX release the GIL in their kernels; Python warnings from the
-    # worker threads are silenced here (NumPy's are counted per thread by call_counting_warnings)
-    with ThreadPoolExecutor(2, thread_name_prefix="sigbench-accuracy") as pool, warnings.catch_warnings():
+    say = progress or (lambda done, total, what: None)
+    say(0, len(tasks), f"{dtype}: {len(tasks)} tasks")
+    # NumPy, PyTorch and JAX release the GIL in their kernels; Python warnings from the worker threads are
+    # silenced here (NumPy's are counted per thread by call_counting_warnings)
+    with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        for index, x in enumerate(batches):
-            if progress and total_batches > 1:
-                progress(index, total_batches, f"{dtype} chunk {index + 1}")
-            want, hard = correctly_rounded(x, quantity)
-            hard_cases += hard
-            keep = np.sort(rng.choice(x.size, size=min(x.size, 4096 if total_batches == 1 else 64), replace=False))
-
-            def one(item: tuple[AccuracyCase, Callable[[np.ndarray], tuple[np.ndarray, int]]],
-                    x: np.ndarray = x, want: np.ndarray = want, keep: np.ndarray = keep) -> tuple[Totals, np.ndarray]:
-                got, warning_count = item[1](x)
-                return measure_errors(got, want, x, warning_count), ulp_distance(got.reshape(-1)[keep],
-                                                                                 want.reshape(-1)[keep])
-
-            with np.errstate(invalid="ignore"):
-                kept_x = x.reshape(-1)[keep].astype(np.float64)
-            for (case, _), (partial, ulps) in zip(cases, pool.map(one, cases)):
-                totals[case] = totals[case] + partial
-                scatter[case].append((kept_x, ulps))
-    if progress and total_batches > 1:
-        progress(total_batches, total_batches, "done")
-    samples = {case: (np.concatenate([s[0] for s in parts]), np.concatenate([s[1] for s in parts]))
-               for case, parts in scatter.items()}
-    facts = {"dtype": dtype, "mode": mode, "mpmath_decided": hard_cases,
+        for done, result in enumerate(engines.map_unordered(cluster, measure_chunk, tasks), start=1):
+            hard_cases[result.index] = result.mpmath_decided
+            for k, case in enumerate(result.cases):
+                totals[case] = totals[case] + result.totals[k]
+                scatter[case][result.index] = (result.kept_x, result.kept_ulps[k])
+            special.update(zip(result.cases, result.special))
+            say(done, len(tasks), f"{dtype} chunk {result.index + 1}")
+    samples = {case: (np.concatenate([parts[i][0] for i in sorted(parts)]),
+                      np.concatenate([parts[i][1] for i in sorted(parts)])) for case, parts in scatter.items()}
+    facts = {"dtype": dtype, "mode": mode, "mpmath_decided": sum(hard_cases.values()),
              "seconds": round(time.perf_counter() - started, 1)}
-    return totals, samples, facts
+    return totals, samples, facts, special
 
 
 def special_behaviour(run: Callable[[np.ndarray], tuple[np.ndarray, int]], dtype: str, quantity: str = "value",
@@ -332,11 +443,12 @@ GRAD_COLUMNS: tuple[str, ...] = (*COLUMNS[:-2], *_NEAREST, *COLUMNS[-2:])
 
 def run(backend_names: list[str], variants: list[str], dtypes: list[str], exhaustive: bool, seed: int,
         directory: Any, progress: Callable[[int, int, str], None] | None = None, quantity: str = "value",
-        ) -> list[dict[str, Any]]:
+        cluster: Any = None) -> list[dict[str, Any]]:
     """Measure every backend x variant x dtype; write accuracy.csv, .md, .html and one plot per dtype.
 
     ``quantity="grad"`` measures the backends' derivatives of the sigmoid instead (their ``sigmoid_grad``
-    forms); ``"loss"`` hands over to ``sigbench.loss_accuracy``.
+    forms); ``"loss"`` hands over to ``sigbench.loss_accuracy`` (a small fixed grid, always local).
+    ``cluster``: a ``sigbench.cluster.Cluster`` whose workers compute the chunks; None: this machine.
     """
     from sigbench import registry
     from sigbench.errors import UsageError
@@ -365,13 +477,12 @@ def run(backend_names: list[str], variants: list[str], dtypes: list[str], exhaus
             return dict(backend.sigmoid_grad_variants())
         return {}
 
-    def function(backend: Any, variant: str, dtype: str) -> Callable[[Any], Any]:
-        return backend.sigmoid(variant, dtype, "cpu") if quantity == "value" else backend.sigmoid_grad(variant, dtype)
-
     offered = {v for b in backends.values() for v in variants_of(b)}
     for variant in variants:
         if variant not in offered:
             raise UsageError(f"unknown variant {variant!r}; the chosen backends offer: {', '.join(sorted(offered))}")
+    if cluster is not None:
+        cluster.require_same_versions(list(backends))
     rows: list[dict[str, Any]] = []
     facts = []
     samples_by_dtype = {}
@@ -387,17 +498,15 @@ def run(backend_names: list[str], variants: list[str], dtypes: list[str], exhaus
                     rows.append({"backend": name, "variant": variant, "dtype": dtype, "special_inputs": reason,
                                  "mode": "skipped"})
                     continue
-                runner = _runner(backend, function(backend, variant, dtype))
-                cases.append((AccuracyCase(name, variant, dtype), runner))
+                cases.append(AccuracyCase(name, variant, dtype))
         if not cases:
             continue
-        totals, samples, fact = run_cases(cases, dtype, exhaustive, seed, progress, quantity)
+        totals, samples, fact, special = run_cases(cases, dtype, exhaustive, seed, progress, quantity, cluster)
         facts.append(fact)
         samples_by_dtype[dtype] = samples
-        for case, runner in cases:
+        for case in cases:
             rows.append({"backend": case.backend, "variant": case.variant, "dtype": dtype, "mode": fact["mode"],
-                         **totals[case].row(), "special_inputs": special_behaviour(runner, dtype, quantity),
-                         "seconds": fact["seconds"]})
+                         **totals[case].row(), "special_inputs": special[case], "seconds": fact["seconds"]})
     import pandas as pd
 
     columns = COLUMNS if quantity == "value" else GRAD_COLUMNS

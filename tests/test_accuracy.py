@@ -71,16 +71,16 @@ def test_totals_add_up_like_one_pass():
     want, _ = accuracy.correctly_rounded(x)
     got = (1 / (1 + np.exp(-x))).astype(np.float32)
     whole = accuracy.measure_errors(got, want, x)
-    parts = accuracy.measure_errors(got[:400], want[:400], x[:400]) + accuracy.measure_errors(
-        got[400:], want[400:], x[400:])
-    assert parts.row() == whole.row()
+    first = accuracy.measure_errors(got[:400], want[:400], x[:400])
+    second = accuracy.measure_errors(got[400:], want[400:], x[400:], offset=400)
+    assert (first + second).row() == whole.row()
+    assert (second + first) == (first + second) == whole  # exact and order-free, ties included
 
 
 def test_exhaustive_float16_for_every_backend_under_test(backend):
-    cases = [(accuracy.AccuracyCase(backend.name, v, "float16"),
-              accuracy._runner(backend, backend.sigmoid(v, "float16", "cpu")))
+    cases = [accuracy.AccuracyCase(backend.name, v, "float16")
              for v, reason in backend.sigmoid_variants().items() if reason is None]
-    totals, samples, facts = accuracy.run_cases(cases, "float16", exhaustive=False, seed=0)
+    totals, samples, facts, _ = accuracy.run_cases(cases, "float16", exhaustive=False, seed=0)
     assert facts["mode"] == "exhaustive"
     for case, total in totals.items():
         row = total.row()
@@ -91,6 +91,22 @@ def test_exhaustive_float16_for_every_backend_under_test(backend):
         if case.variant == "accurate":
             assert row["correctly_rounded_fraction"] == 1.0, row
         assert samples[case][0].size == samples[case][1].size > 0
+
+
+def test_chunks_on_two_threads_merge_to_the_one_thread_totals(backend):
+    """The exhaustive sweep's chunks run two at a time; variants that keep an output buffer must not share
+    it between threads, and the merge must not depend on the order the chunks finish in."""
+    from sigbench import cluster
+
+    cases = [accuracy.AccuracyCase(backend.name, v, "float32") for v, reason in backend.sigmoid_variants().items()
+             if reason is None and v in ("naive", "fast", "accurate")]
+    tasks = accuracy.sweep_tasks(cases, "float32", True, 0, "value")[0][3000:3008]
+    one_thread = [accuracy.measure_chunk(task) for task in tasks]
+    two_threads = sorted(cluster.map_unordered(None, accuracy.measure_chunk, tasks), key=lambda r: r.index)
+    for k, case in enumerate(cases):
+        expected = sum((r.totals[k] for r in one_thread), accuracy.Totals())
+        assert sum((r.totals[k] for r in reversed(two_threads)), accuracy.Totals()) == expected, case
+        assert expected.inputs == 8 * accuracy.EXHAUSTIVE_CHUNK
 
 
 def test_accurate_float32_is_correctly_rounded_and_keeps_subnormals():
