@@ -111,12 +111,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = commands.add_parser(
         "run", help="check and time every backend, write CSV/markdown/JSON reports",
-        description="Check each case's numerics against float64, then time it; write results.csv, results.md, "
-                    "results.html and results.json (and PNG plots) into a new folder under reports/ or --output-dir.",
+        description="Check each case's numerics against float64, then time it, in worker processes of its backend\n"
+                    "(K per case, one at a time: the interval of each median includes the variance between\n"
+                    "processes); write results.csv, results.md, results.html and results.json (and PNG plots)\n"
+                    "into a new folder under reports/ or --output-dir.",
         epilog="variants (sigmoid):\n" + "\n".join(f"  {k:8} {v}" for k, v in SIGMOID_VARIANT_HELP.items())
         + "\n  numexpr  (numpy only) a reference row for fast: numexpr, same threads, reused buffer"
         + "\nvariants (train): numpy handwritten; torch eager (the tutorial's), foreach, fused (Adam kernels),"
-        "\n  manual (hand-written backward in torch ops + fused Adam); jax jit\n\n"
+        "\n  manual (hand-written backward in torch ops + fused Adam), compiled (the whole step under"
+        "\n  torch.compile), graphed (a CUDA graph, GPU only); jax jit\n\n"
         "examples:\n  sigbench run --quick\n  sigbench run -b numpy -b torch --size 2^20 --size 2^24\n"
         "  sigbench run --workload train --batch 32 --batch 1024 --hidden 128 --hidden 1024",
         formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -173,8 +176,9 @@ def build_parser() -> argparse.ArgumentParser:
     compare = commands.add_parser(
         "compare", help="NEW against BASE: ratios, confidence intervals, significance",
         description="Match the cases of two runs and report NEW/BASE time ratios with 95% confidence intervals "
-                    "and a Mann-Whitney U test on the raw samples. Exit 1 on a significant slowdown beyond the "
-                    "threshold.",
+                    "from a hierarchical bootstrap (processes, then samples), so a difference is judged against "
+                    "the noise between processes. SLOWER / FASTER: the whole interval lies beyond the threshold. "
+                    "Exit 1 on a SLOWER case. `sigbench aa` shows how often this machine raises a false alarm.",
         epilog="example:\n  sigbench compare reports/run-A reports/run-B --threshold 5%",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     compare.add_argument("base", type=Path, metavar="BASE", help="results.json or run folder")

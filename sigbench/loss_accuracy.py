@@ -140,7 +140,7 @@ def run(backend_names: list[str], forms: list[str], dtypes: list[str], exhaustiv
 
 
 def markdown(table: Any, plots: list[Any]) -> str:
-    from sigbench.report import _md_table
+    from sigbench.report import md_table
 
     lines = ["# sigbench accuracy: the binary cross-entropy", "",
              "Per-element BCE and its gradient with respect to the logit z, as each form computes them, against "
@@ -158,7 +158,7 @@ def markdown(table: Any, plots: list[Any]) -> str:
         shown[column] = shown[column].map(lambda v: "-" if v is None or v != v else f"{v:.4g}")
     for quantity, group in shown.groupby("quantity", sort=False):
         title = QUANTITY_NAMES.get(str(quantity), str(quantity))
-        lines += [f"## {title}", "", _md_table(group.drop(columns=["quantity"]).fillna("-")), ""]
+        lines += [f"## {title}", "", md_table(group.drop(columns=["quantity"]).fillna("-")), ""]
     lines += [f"![{p.stem}]({p.name})" for p in plots]
     return "\n".join(lines) + "\n"
 
@@ -166,9 +166,9 @@ def markdown(table: Any, plots: list[Any]) -> str:
 def plot(path: Any, curves: dict[tuple[str, float], list[tuple[str, np.ndarray, np.ndarray]]], quantity: str,
          dtype: str) -> Any:
     """Relative error against the logit, one line per form, one panel per target."""
-    from sigbench.plots import _pyplot
+    from sigbench.plots import pyplot
 
-    plt = _pyplot()
+    plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(13, 4.6), sharey=True)
     floor = 1e-9
     for ax, y in zip(axes, (0.0, 1.0)):

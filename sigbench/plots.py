@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import Any
 
 
-def _pyplot() -> Any:
+def pyplot() -> Any:
+    """matplotlib's pyplot on the file-only Agg backend, imported on first use."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -51,20 +52,21 @@ def series_style(backend: str, variant: str) -> tuple[str, str, str]:
     return colour, linestyle, marker
 
 
-def _style(backend: str, variant: str, machine_index: int = 0) -> dict[str, Any]:
+def line_style(backend: str, variant: str, machine_index: int = 0) -> dict[str, Any]:
+    """matplotlib line keywords for a series: its colour and marker, fainter for a second machine."""
     colour, linestyle, marker = series_style(backend, variant)
     return {"color": colour, "linestyle": linestyle, "marker": marker, "markersize": 5,
             "alpha": 1.0 if machine_index == 0 else 0.55, "linewidth": 2.2 if variant == "fast" else 1.4}
 
 
 def _sigmoid_plot(path: Path, group: Any, dtype: str, device: str, meta: dict[str, Any] | None) -> Path:
-    plt = _pyplot()
+    plt = pyplot()
     fig, (ax_time, ax_rate) = plt.subplots(1, 2, figsize=(14, 5.6))
     machines = list(dict.fromkeys(group["machine"])) if "machine" in group else [None]
     for label, line in group.groupby("label", sort=False):
         line = line.sort_values("size")
         first = line.iloc[0]
-        style = _style(first["backend"], first["variant"], machines.index(first.get("machine")))
+        style = line_style(first["backend"], first["variant"], machines.index(first.get("machine")))
         ax_time.plot(line["size"], line["median_s"] * 1e6, label=label, **style)
         ax_rate.plot(line["size"], line["gbps"], label=label, **style)
     bandwidth = (meta or {}).get("bandwidth", {}).get("copy_gbps")
@@ -85,7 +87,7 @@ def _sigmoid_plot(path: Path, group: Any, dtype: str, device: str, meta: dict[st
 
 
 def _train_plot(path: Path, group: Any, dtype: str, device: str) -> Path:
-    plt = _pyplot()
+    plt = pyplot()
     group = group.sort_values(["hidden", "size", "median_s"])
     labels = [f"{r['label']}\nbatch {int(r['size'])}, hidden {int(r['hidden'])}" for _, r in group.iterrows()]
     fig, (ax_step, ax_first) = plt.subplots(1, 2, figsize=(13, max(3.5, 0.45 * len(labels) + 1.5)))

@@ -42,7 +42,8 @@ def label(row: pd.Series, machines: int) -> str:
     return f"{row['machine']}: {label}" if machines > 1 else label
 
 
-def _md_table(table: pd.DataFrame) -> str:
+def md_table(table: pd.DataFrame) -> str:
+    """A DataFrame as a markdown table, cells as they are (every report and accuracy table uses it)."""
     header = "| " + " | ".join(str(c) for c in table.columns) + " |"
     rule = "|" + "|".join("---" for _ in table.columns) + "|"
     lines = [header, rule]
@@ -137,7 +138,7 @@ def summary(table: pd.DataFrame) -> list[str]:
     lines = ["## Summary", ""]
     if table[table["status"] == "ok"].empty:
         return lines + ["No case was timed.", ""]
-    return lines + [_md_table(summary_table(table)), ""] + summary_notes(table) + [""]
+    return lines + [md_table(summary_table(table)), ""] + summary_notes(table) + [""]
 
 
 @dataclass
@@ -286,7 +287,7 @@ def tables(table: pd.DataFrame) -> list[str]:
     for section in sections(table):
         lines += [f"## {section.title}", ""]
         for part in section.tables:
-            lines += [part.caption, "", _md_table(part.shown), ""]
+            lines += [part.caption, "", md_table(part.shown), ""]
     return lines
 
 

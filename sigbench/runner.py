@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import os
 import signal
+import time
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -27,6 +28,8 @@ from sigbench.workloads import TrainConfig
 #: ``progress(done, total, what)``: cases done so far, of how many, and the one starting now.
 Progress = Callable[[int, int, str], None]
 
+#: While running, the CSV and markdown files are rewritten at most this often (results.json after every case).
+FULL_SAVE_EVERY_S = 5.0
 #: Seconds the measurement of one backend's copy bandwidth or GEMM rate may take before its worker is killed.
 LIMIT_TIMEOUT_S = 120.0
 
@@ -47,8 +50,17 @@ class CaseRecord:
     check: dict[str, Any] | None = None
     processes: list[dict[str, Any]] = field(default_factory=list)
     failure: str | None = None  # set once the case errored, crashed or timed out: no more processes
+    _cached: tuple[Any, dict[str, Any]] | None = field(default=None, repr=False, compare=False)
 
     def row(self, limits: dict[str, Any]) -> dict[str, Any]:
+        """The row, rebuilt only when a process or a limit was added since (its bootstrap takes ~10 ms)."""
+        key = (len(self.processes), self.failure, self.check is None, repr(limits.get("bandwidth")),
+               repr(limits.get("gemm")))
+        if self._cached is None or self._cached[0] != key:
+            self._cached = (key, self._build(limits))
+        return dict(self._cached[1])
+
+    def _build(self, limits: dict[str, Any]) -> dict[str, Any]:
         from sigbench.stats import summarize_processes
 
         row: dict[str, Any] = {**self.case.key(), **(self.check or {})}
@@ -124,6 +136,7 @@ class Run:
         self.skipped: list[dict[str, Any]] = []
         self.meta: dict[str, Any] = {}
         self.directory: Path | None = None
+        self._last_full_save = -math.inf
 
     # --- plan ------------------------------------------------------------------------------------
 
@@ -236,10 +249,18 @@ class Run:
         return rows
 
     def save(self, status: str) -> None:
+        """results.json after every case; the CSV and markdown too, at most every few seconds while running
+        (rebuilding the report after each of hundreds of cases would cost more than measuring them)."""
         from sigbench import results
 
         assert self.directory is not None
-        results.write(self.directory, self.rows(), self.meta, status, self.options.formats)
+        now = time.monotonic()
+        formats = self.options.formats
+        if status == "running" and now - self._last_full_save < FULL_SAVE_EVERY_S:
+            formats = ()
+        else:
+            self._last_full_save = now
+        results.write(self.directory, self.rows(), self.meta, status, formats)
 
     def execute(self) -> RunResult:
         options = self.options

@@ -529,7 +529,7 @@ def _runner(backend: Any, fn: Callable[[Any], Any]) -> Callable[[np.ndarray], tu
 
 
 def markdown(table: Any, facts: list[dict[str, Any]], plots: list[Any], quantity: str = "value") -> str:
-    from sigbench.report import _md_table
+    from sigbench.report import md_table
 
     what = "sigmoid" if quantity == "value" else "derivative of the sigmoid, sigma'(x) = e^-x/(1+e^-x)^2,"
     lines = ["# sigbench accuracy" + ("" if quantity == "value" else ": the derivative"), "",
@@ -554,16 +554,16 @@ def markdown(table: Any, facts: list[dict[str, Any]], plots: list[Any], quantity
     for column in ("max_ulp", *(c for c in _NEAREST if c in shown)):
         shown[column] = shown[column].map(lambda v: "-" if v is None or v != v else f"{v:.7g}")
     for dtype, group in shown.groupby("dtype", sort=False):
-        lines += [f"## {dtype}", "", _md_table(group.drop(columns=["dtype", "seconds"]).fillna("-")), ""]
+        lines += [f"## {dtype}", "", md_table(group.drop(columns=["dtype", "seconds"]).fillna("-")), ""]
     lines += [f"![{p.stem}]({p.name})" for p in plots]
     return "\n".join(lines) + "\n"
 
 
 def plot(path: Any, samples: dict[AccuracyCase, tuple[np.ndarray, np.ndarray]], dtype: str,
          quantity: str = "value") -> Any:
-    from sigbench.plots import _pyplot, _style
+    from sigbench.plots import line_style, pyplot
 
-    plt = _pyplot()
+    plt = pyplot()
     warnings.simplefilter("ignore")  # symlog axes warn on their own transforms
     backends = list(dict.fromkeys(case.backend for case in samples))
     fig, axes = plt.subplots(1, len(backends), figsize=(5.5 * len(backends), 4.2), squeeze=False, sharey=True)
@@ -572,7 +572,7 @@ def plot(path: Any, samples: dict[AccuracyCase, tuple[np.ndarray, np.ndarray]], 
             if case.backend != backend:
                 continue
             shown = np.isfinite(x) & np.isfinite(ulps) & (x > -110) & (x < (40 if quantity == "value" else 110))
-            style = _style(case.backend, case.variant)
+            style = line_style(case.backend, case.variant)
             ax.scatter(x[shown], ulps[shown], s=5, alpha=0.5, color=style["color"] if case.variant == "fast"
                        else None, marker=style["marker"], label=case.variant)
         limits = (-110, 40) if quantity == "value" else (-110, 110)
