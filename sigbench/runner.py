@@ -4,7 +4,7 @@ This process plans, starts the workers, collects what they measured and writes t
 imports no framework (except with ``--in-process``). Each case is measured in K worker processes, one
 after another: K workers per backend, each taking every case of its backend once, so a run costs K
 framework imports per backend. Workers never run two at once. Rows are rebuilt and saved (atomically)
-after every case, so an interrupted or crashed run keeps what it finished.
+every few seconds and when the run ends, however it ends, so an interrupted run keeps what it finished.
 """
 from __future__ import annotations
 
@@ -28,8 +28,9 @@ from sigbench.workloads import TrainConfig
 #: ``progress(done, total, what)``: cases done so far, of how many, and the one starting now.
 Progress = Callable[[int, int, str], None]
 
-#: While running, the CSV and markdown files are rewritten at most this often (results.json after every case).
-FULL_SAVE_EVERY_S = 5.0
+#: While running, the results files are rewritten at most this often; when the run ends (complete,
+#: interrupted, failed), always.
+SAVE_EVERY_S = 3.0
 #: Seconds the measurement of one backend's copy bandwidth or GEMM rate may take before its worker is killed.
 LIMIT_TIMEOUT_S = 120.0
 
@@ -136,7 +137,7 @@ class Run:
         self.skipped: list[dict[str, Any]] = []
         self.meta: dict[str, Any] = {}
         self.directory: Path | None = None
-        self._last_full_save = -math.inf
+        self._last_save = -math.inf
 
     # --- plan ------------------------------------------------------------------------------------
 
@@ -249,18 +250,17 @@ class Run:
         return rows
 
     def save(self, status: str) -> None:
-        """results.json after every case; the CSV and markdown too, at most every few seconds while running
-        (rebuilding the report after each of hundreds of cases would cost more than measuring them)."""
+        """Write the results files: while running, at most every few seconds (rewriting them after each of
+        hundreds of cases would cost more than measuring many of them); always when the run ends, however
+        it ends."""
         from sigbench import results
 
         assert self.directory is not None
         now = time.monotonic()
-        formats = self.options.formats
-        if status == "running" and now - self._last_full_save < FULL_SAVE_EVERY_S:
-            formats = ()
-        else:
-            self._last_full_save = now
-        results.write(self.directory, self.rows(), self.meta, status, formats)
+        if status == "running" and now - self._last_save < SAVE_EVERY_S:
+            return
+        self._last_save = now
+        results.write(self.directory, self.rows(), self.meta, status, self.options.formats)
 
     def execute(self) -> RunResult:
         options = self.options
