@@ -1,4 +1,4 @@
-"""Results files: one row per case, written atomically after every case, and read back with checks.
+"""Results files: one row per case, written atomically while a run goes on and when it ends, read back with checks.
 
 ``results.json`` holds the rows (with every process's raw samples), the run's metadata and its status;
 ``results.csv`` the same rows without samples; ``results.md`` the human report; ``results.html`` the same

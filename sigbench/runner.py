@@ -323,5 +323,5 @@ class Run:
 
 
 def execute(options: RunOptions, progress: Progress | None = None) -> RunResult:
-    """Run every case of ``options`` in worker processes (or in this one); save after each case."""
+    """Run every case of ``options`` in worker processes (or in this one), saving as it goes."""
     return Run(options, progress).execute()
