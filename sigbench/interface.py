@@ -31,6 +31,16 @@ SigmoidFn = Callable[[Any], Any]
 
 
 @runtime_checkable
+class WaitsForResults(Protocol):
+    """Optional: wait for given results rather than a whole device. The timer then waits, at each block's
+    end, on exactly the results of that block's calls (JAX: ``block_until_ready``), which costs far less
+    than ``synchronize`` where that has to find every pending result."""
+
+    def wait_for(self, results: list[Any]) -> None:
+        """Block until every one of ``results`` (native arrays or trees of them) is computed."""
+
+
+@runtime_checkable
 class DeviceMemory(Protocol):
     """Optional: a backend's device-memory counters, for the ``peak_device_bytes`` column. A backend
     without them leaves the column empty; host memory is measured for every backend by its worker."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
+from functools import lru_cache
 
 import numpy as np
 
@@ -139,12 +140,46 @@ def hierarchical_bootstrap(process_samples: Sequence[Sequence[float]], resamples
     return np.exp(inner[rows, chosen].mean(axis=1))
 
 
-def hierarchical_ci(process_samples: Sequence[Sequence[float]], level: float = 0.95,
-                    seed: int = 0) -> tuple[float, float]:
-    """Percentile confidence interval of ``pooled_median`` from the hierarchical bootstrap."""
-    draws = hierarchical_bootstrap(process_samples, seed=seed)
+@lru_cache(maxsize=64)
+def student_t_quantile(p: float, df: int) -> float:
+    """The p-quantile (p > 0.5) of Student's t with ``df`` degrees of freedom, by bisection on its CDF
+    (mpmath's regularized incomplete beta): SciPy is not a core dependency."""
+    import mpmath
+
+    def upper_tail(t: float) -> float:
+        return float(mpmath.betainc(df / 2, 0.5, 0, df / (df + t * t), regularized=True)) / 2
+
+    low, high = 0.0, 1e6
+    for _ in range(200):
+        middle = (low + high) / 2
+        low, high = (middle, high) if upper_tail(middle) > 1 - p else (low, middle)
+    return (low + high) / 2
+
+
+def expanded_level(level: float, processes: int) -> float:
+    """The percentile level that gives a ``level`` interval from a bootstrap over few processes.
+
+    A percentile bootstrap over K values is too narrow for small K: it uses a normal quantile and the
+    variance divided by K instead of K - 1. Hesterberg's expanded percentile interval corrects both,
+    taking the percentiles at z = sqrt(K / (K - 1)) t(K - 1). For K = 3 at 95% that is the bootstrap's
+    extremes: a difference must hold across every combination of the processes to count.
+    """
+    if processes < 2:
+        return level
+    z = math.sqrt(processes / (processes - 1)) * student_t_quantile((1 + level) / 2, processes - 1)
+    return math.erf(z / math.sqrt(2))
+
+
+def percentile_interval(draws: np.ndarray, level: float) -> tuple[float, float]:
     low, high = np.percentile(draws, [100 * (1 - level) / 2, 100 * (1 + level) / 2])
     return float(low), float(high)
+
+
+def hierarchical_ci(process_samples: Sequence[Sequence[float]], level: float = 0.95,
+                    seed: int = 0) -> tuple[float, float]:
+    """Expanded percentile interval of ``pooled_median`` from the hierarchical bootstrap."""
+    draws = hierarchical_bootstrap(process_samples, seed=seed)
+    return percentile_interval(draws, expanded_level(level, sum(1 for s in process_samples if len(s))))
 
 
 def summarize_processes(process_samples: Sequence[Sequence[float]], level: float = 0.95) -> Stats:
@@ -169,12 +204,14 @@ def ratio_ci(base: Sequence[Sequence[float]], new: Sequence[Sequence[float]], le
     """new/base ratio of ``pooled_median`` with its hierarchical-bootstrap interval and a two-sided p-value.
 
     Both runs are resampled independently, processes then samples, so a difference is judged against the
-    noise between processes, not only within one. The p-value is twice the share of ratio draws on the
+    noise between processes, not only within one; the interval is expanded for the fewer of the two runs'
+    process counts (``expanded_level``). The p-value is twice the share of ratio draws on the
     far side of 1 (a bootstrap test of "no change").
     """
     ratio = pooled_median(new) / pooled_median(base)
     draws = hierarchical_bootstrap(new, seed=seed + 1) / hierarchical_bootstrap(base, seed=seed)
-    low, high = np.percentile(draws, [100 * (1 - level) / 2, 100 * (1 + level) / 2])
+    processes = min(sum(1 for s in base if len(s)), sum(1 for s in new if len(s)))
+    low, high = percentile_interval(draws, expanded_level(level, processes))
     beyond = np.count_nonzero(draws <= 1.0) if ratio >= 1 else np.count_nonzero(draws >= 1.0)
     p_value = min(1.0, 2.0 * (beyond + 1) / (draws.size + 1))
     return float(ratio), float(low), float(high), p_value

@@ -70,6 +70,32 @@ def first_call(call: Callable[[], Any], synchronize: Callable[[], None]) -> tupl
     return out, seconds, warning_count
 
 
+def timed_call(call: Callable[[], Any], backend: Any, device: str) -> tuple[Callable[[], Any], Callable[[], None]]:
+    """The call and the wait the timer uses around it.
+
+    Where the backend can wait on results (``interface.WaitsForResults``), the wait blocks on exactly the
+    results of the calls made since the last wait, so no queued call escapes its block and none is waited
+    for twice; otherwise it is ``synchronize(device)``.
+    """
+    from sigbench.interface import WaitsForResults
+
+    if not isinstance(backend, WaitsForResults):
+        return call, lambda: backend.synchronize(device)
+    pending: list[Any] = []
+
+    def run() -> Any:
+        result = call()
+        pending.append(result)
+        return result
+
+    def wait() -> None:
+        if pending:
+            backend.wait_for(pending)
+            pending.clear()
+
+    return run, wait
+
+
 def check_sample(got: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The elements the numerics check reads: all of them, or a fixed sample above CHECK_MAX_ELEMENTS."""
     if x.size <= CHECK_MAX_ELEMENTS:
@@ -174,8 +200,8 @@ class BackendWorker:
         x_np = cached_input(case.size, case.dtype, seed)
         fn = backend.sigmoid(case.variant, case.dtype, device)
         x = backend.from_numpy(x_np, device)
-        sync = lambda: backend.synchronize(device)
-        out, first_call_s, warning_count = first_call(lambda: fn(x), sync)
+        call, sync = timed_call(lambda: fn(x), backend, device)
+        out, first_call_s, warning_count = first_call(call, sync)
         result: dict[str, Any] = {}
         if check:
             verdict = check_sigmoid(*check_sample(backend.to_numpy(out), x_np), warning_count)
@@ -186,7 +212,7 @@ class BackendWorker:
         del out
         with self._peak_memory(device) as peaks, warnings.catch_warnings(), np.errstate(all="ignore"):
             warnings.simplefilter("ignore")
-            measurement = measure(lambda: fn(x), sync, timer, first_call_s=first_call_s)
+            measurement = measure(call, sync, timer, first_call_s=first_call_s)
         return {**result, **self._timing(measurement), **peaks}
 
     def _train(self, case: Case, seed: int, timer: TimerConfig, check: bool) -> dict[str, Any]:
@@ -196,22 +222,23 @@ class BackendWorker:
         start = train_start(config, seed)
         device = case.backend_device
         session = self.backend.train_session(case.variant, start, device)
-        sync = lambda: self.backend.synchronize(device)
+        step, sync = timed_call(session.step, self.backend, device)
         result: dict[str, Any] = {}
         if check:
-            first_call_s, diffs = train_check(session, start, RUN_TRAIN_CHECK_STEPS, sync)
+            first_call_s, diffs = train_check(session, start, RUN_TRAIN_CHECK_STEPS,
+                                              lambda: self.backend.synchronize(device))
             verdict = train_verdict(diffs, case.dtype)
             result.update(check_passed=verdict.passed, max_error=verdict.max_error, error_unit="abs",
                           message=verdict.message)
         else:
-            _, first_call_s, _ = first_call(session.step, sync)
+            _, first_call_s, _ = first_call(step, sync)
         session.reset()
         with self._peak_memory(device) as peaks, warnings.catch_warnings():
             warnings.simplefilter("ignore")
             # every block restarts from the starting point: the steps timed are a young training run's, as in
             # the tutorial, not those of a run driven to zero loss, whose subnormal numbers slow NumPy and
             # PyTorch (XLA flushes them) and so would skew the comparison
-            measurement = measure(session.step, sync, timer, first_call_s=first_call_s,
+            measurement = measure(step, sync, timer, first_call_s=first_call_s,
                                   between_blocks=session.reset)
         return {**result, **self._timing(measurement), **peaks}
 

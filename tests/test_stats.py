@@ -3,7 +3,16 @@ import math
 import numpy as np
 import pytest
 
-from sigbench.stats import hierarchical_ci, median_ci_ranks, pooled_median, ratio_ci, summarize, summarize_processes
+from sigbench.stats import (
+    expanded_level,
+    hierarchical_ci,
+    median_ci_ranks,
+    pooled_median,
+    ratio_ci,
+    student_t_quantile,
+    summarize,
+    summarize_processes,
+)
 
 
 def test_summary_against_hand_computed_values():
@@ -109,3 +118,17 @@ def test_same_machine_twice_is_rarely_beyond_a_threshold():
         detected += low > 1.05
     assert false_alarms / trials <= 0.03
     assert detected / trials >= 0.9
+
+
+@pytest.mark.parametrize("p, df, table", [(0.975, 2, 4.303), (0.975, 4, 2.776), (0.995, 10, 3.169), (0.95, 30, 1.697)])
+def test_student_t_quantile_matches_the_tables(p, df, table):
+    assert student_t_quantile(p, df) == pytest.approx(table, abs=5e-4)
+    scipy_stats = pytest.importorskip("scipy.stats")
+    assert student_t_quantile(p, df) == pytest.approx(scipy_stats.t.ppf(p, df), rel=1e-9)
+
+
+def test_expanded_level_for_few_processes():
+    # Hesterberg's expanded percentile interval: z = sqrt(K/(K-1)) t(K-1); one process: no expansion
+    assert expanded_level(0.95, 1) == 0.95
+    assert expanded_level(0.95, 5) == pytest.approx(math.erf(math.sqrt(5 / 4) * 2.7764451 / math.sqrt(2)), rel=1e-6)
+    assert expanded_level(0.95, 3) > 0.9999998 and expanded_level(0.95, 100) == pytest.approx(0.952, abs=2e-3)

@@ -84,6 +84,14 @@ class JaxBackend:
             if not array.is_deleted() and self._device(device) in array.devices():
                 array.block_until_ready()
 
+    def wait_for(self, results: list[Any]) -> None:
+        """Block until ``results`` are computed: the timer's wait, far cheaper than ``synchronize`` (which
+        walks every live array, ~1 ms with a run's arrays alive). Donated (deleted) results are skipped:
+        the result that replaced them depends on them."""
+        for leaf in jax.tree_util.tree_leaves(results):
+            if isinstance(leaf, jax.Array) and not leaf.is_deleted():
+                leaf.block_until_ready()
+
     def copy_fn(self, device: str, nbytes: int) -> Any:
         """A call copying ``nbytes`` on ``device`` into the previous copy's donated buffer."""
         src = jax.device_put(np.ones(nbytes // 4, dtype=np.float32), self._device(device))
