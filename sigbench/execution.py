@@ -64,9 +64,10 @@ class InProcessBackend:
         return handle(self._worker, message)
 
     def close(self) -> None:
-        from sigbench.worker import cached_input
+        from sigbench.worker import cached_input, check_reference
 
         cached_input.cache_clear()
+        check_reference.cache_clear()
 
 
 def describe_exit(returncode: int) -> str:

@@ -30,7 +30,7 @@ Progress = Callable[[int, int, str], None]
 
 #: While running, the results files are rewritten at most this often; when the run ends (complete,
 #: interrupted, failed), always.
-SAVE_EVERY_S = 3.0
+SAVE_EVERY_S = 10.0
 #: Seconds the measurement of one backend's copy bandwidth or GEMM rate may take before its worker is killed.
 LIMIT_TIMEOUT_S = 120.0
 

@@ -41,7 +41,7 @@ class TimerConfig:
 #: process with three times the budget would take.
 PRESETS: dict[str, TimerConfig] = {
     "quick": TimerConfig(5, 50, 0.02, 0.15, 5e-4, 0.01, 0.05),
-    "default": TimerConfig(8, 200, 0.02, 0.12, 2e-3, 0.01, 0.02),
+    "default": TimerConfig(8, 200, 0.015, 0.08, 2e-3, 0.01, 0.02),
     "rigorous": TimerConfig(30, 2000, 0.3, 1.5, 1e-2, 0.2, 0.005),
 }
 

@@ -96,14 +96,25 @@ def timed_call(call: Callable[[], Any], backend: Any, device: str) -> tuple[Call
     return run, wait
 
 
-def check_sample(got: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The elements the numerics check reads: all of them, or a fixed sample above CHECK_MAX_ELEMENTS."""
-    if x.size <= CHECK_MAX_ELEMENTS:
-        return got, x
-    half = CHECK_MAX_ELEMENTS // 2
-    picks = half + np.random.default_rng(x.size).choice(x.size - half, size=half, replace=False)
-    index = np.concatenate([np.arange(half), np.sort(picks)])
-    return got.reshape(-1)[index], x.reshape(-1)[index]
+@lru_cache(maxsize=1)
+def check_reference(size: int, dtype: str, seed: int) -> tuple[np.ndarray | None, np.ndarray, np.ndarray, np.ndarray]:
+    """What the numerics check of a sigmoid input compares with, computed once for all variants of a size.
+
+    Returns the index of the elements it reads (None: all of them; above CHECK_MAX_ELEMENTS the first half,
+    every special input included, and a seeded random half), those inputs, and their reference rounded to
+    the dtype and in float64.
+    """
+    from sigbench import reference
+    from sigbench.checks import rounded_reference
+
+    x = cached_input(size, dtype, seed).reshape(-1)
+    index = None
+    if x.size > CHECK_MAX_ELEMENTS:
+        half = CHECK_MAX_ELEMENTS // 2
+        picks = half + np.random.default_rng(x.size).choice(x.size - half, size=half, replace=False)
+        index = np.concatenate([np.arange(half), np.sort(picks)])
+        x = x[index]
+    return index, x, rounded_reference(x), reference.sigmoid(x.astype(np.float64))
 
 
 @lru_cache(maxsize=1)
@@ -204,7 +215,13 @@ class BackendWorker:
         out, first_call_s, warning_count = first_call(call, sync)
         result: dict[str, Any] = {}
         if check:
-            verdict = check_sigmoid(*check_sample(backend.to_numpy(out), x_np), warning_count)
+            got = backend.to_numpy(out)
+            if got.shape == x_np.shape and got.dtype == x_np.dtype:
+                index, x_checked, want, exact = check_reference(case.size, case.dtype, seed)
+                got = got.reshape(-1) if index is None else got.reshape(-1)[index]
+                verdict = check_sigmoid(got, x_checked, warning_count, want, exact)
+            else:
+                verdict = check_sigmoid(got, x_np, warning_count)
             result.update(check_passed=verdict.passed, max_error=verdict.max_ulp, error_unit="ulp",
                           max_ulp=verdict.max_ulp, max_abs_error=verdict.max_abs_error,
                           flushed_subnormals=verdict.flushed_subnormals, warnings=verdict.warnings,
