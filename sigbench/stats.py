@@ -186,8 +186,8 @@ def summarize_processes(process_samples: Sequence[Sequence[float]], level: float
     """A row's statistics from every process's samples.
 
     The median is ``pooled_median`` and its interval the hierarchical bootstrap's, so both include the
-    variance between processes; min, mean, quartiles, outliers and the unstable flag describe all samples
-    pooled.
+    variance between processes; min, mean, quartiles and outliers describe all samples pooled, and the
+    unstable flag the jitter within the processes (the median of their IQR / median).
     """
     groups = [list(s) for s in process_samples if len(s)]
     pooled = summarize([v for group in groups for v in group], level)
@@ -195,8 +195,12 @@ def summarize_processes(process_samples: Sequence[Sequence[float]], level: float
         return pooled  # one process: the distribution-free interval from order statistics is exact
     low, high = hierarchical_ci(groups, level)
     median = pooled_median(groups)
+    # jitter within a process, as with one process: the spread between processes is in the interval and
+    # in process_cv, and would otherwise flag nearly every row of a machine whose processes differ
+    jitter = [summarize(group).iqr_s / summarize(group).median_s for group in groups]
+    unstable = bool(np.median(jitter) > UNSTABLE_IQR_FRACTION)
     return replace(pooled, median_s=median, ci_low_s=min(low, median), ci_high_s=max(high, median),
-                   ci_level=level)
+                   ci_level=level, unstable=unstable)
 
 
 def ratio_ci(base: Sequence[Sequence[float]], new: Sequence[Sequence[float]], level: float = 0.95,

@@ -132,3 +132,10 @@ def test_expanded_level_for_few_processes():
     assert expanded_level(0.95, 1) == 0.95
     assert expanded_level(0.95, 5) == pytest.approx(math.erf(math.sqrt(5 / 4) * 2.7764451 / math.sqrt(2)), rel=1e-6)
     assert expanded_level(0.95, 3) > 0.9999998 and expanded_level(0.95, 100) == pytest.approx(0.952, abs=2e-3)
+
+
+def test_unstable_means_jitter_within_processes_not_between_them():
+    steady_but_apart = [[1.0, 1.01, 0.99, 1.0] * 5, [2.0, 2.02, 1.98, 2.0] * 5, [1.5, 1.51, 1.49, 1.5] * 5]
+    assert not summarize_processes(steady_but_apart).unstable
+    jittery = [[1.0, 1.5, 0.7, 1.2] * 5] * 3
+    assert summarize_processes(jittery).unstable
