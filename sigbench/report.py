@@ -21,10 +21,15 @@ BASELINES = {"sigmoid": ("numpy/naive", "numpy/stable"), "train": ("torch/eager"
 
 
 def frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    """One row per case with the columns of results.csv, the workloads in their usual order (the sigmoid
+    first, whatever order the rows came in: a skipped training variant is listed before any case runs)."""
     import pandas as pd
 
-    table = pd.DataFrame([{c: row.get(c) for c in COLUMNS} for row in rows], columns=list(COLUMNS))
-    return table
+    from sigbench.interface import WORKLOADS
+
+    order = sorted(range(len(rows)), key=lambda i: WORKLOADS.index(rows[i].get("workload"))
+                   if rows[i].get("workload") in WORKLOADS else len(WORKLOADS))
+    return pd.DataFrame([{c: rows[i].get(c) for c in COLUMNS} for i in order], columns=list(COLUMNS))
 
 
 def format_seconds(seconds: float | None) -> str:
