@@ -96,10 +96,10 @@ def measure(
     warm_start = clock()
     while True:
         call()
+        synchronize()  # one call at a time: an asynchronous backend would otherwise queue (and hold) hundreds
         warmup_calls += 1
         if clock() - warm_start >= config.warmup_s or warmup_calls >= 1000:
             break
-    synchronize()
 
     min_block_s = max(config.min_block_s, overhead_s / MAX_OVERHEAD_FRACTION)
     loops = 1

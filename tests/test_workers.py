@@ -272,3 +272,17 @@ def test_threads_are_honoured_in_every_worker_xla_included(name):
             handle.close()
     if name == "jax":  # XLA's Eigen pool follows the affinity mask: fewer threads with one core
         assert counts[1] < counts[2]
+
+
+@linux_only
+def test_an_asynchronous_backend_holds_one_result_at_a_time(tmp_path, capsys):
+    """JAX dispatches asynchronously: a warm-up that queued calls without waiting held ~30 outputs (2 GiB
+    at n = 2^24). Each timed block waits on its own results, so the peak is about one output."""
+    if "jax" not in BACKENDS:
+        pytest.skip("jax is not under test")
+    out = tmp_path / "out"
+    code = main(["run", "-b", "jax", "-w", "sigmoid", "-v", "naive", "--size", "2^24", "--max-time", "0.05",
+                 "--min-time", "0.01", "--processes", "1", "-q", "-o", str(out)])
+    assert code == 0
+    rows, _ = _rows(out)
+    assert rows["naive"]["peak_host_bytes"] <= 3 * 2**24 * 4
