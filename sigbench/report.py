@@ -22,13 +22,18 @@ BASELINES = {"sigmoid": ("numpy/naive", "numpy/stable"), "train": ("torch/eager"
 
 def frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
     """One row per case with the columns of results.csv, the workloads in their usual order (the sigmoid
-    first, whatever order the rows came in: a skipped training variant is listed before any case runs)."""
+    first) and skipped cases last in each, whatever order the rows came in (skipped rows are listed before
+    any case runs)."""
     import pandas as pd
 
     from sigbench.interface import WORKLOADS
 
-    order = sorted(range(len(rows)), key=lambda i: WORKLOADS.index(rows[i].get("workload"))
-                   if rows[i].get("workload") in WORKLOADS else len(WORKLOADS))
+    def place(i: int) -> tuple[int, bool]:
+        workload = rows[i].get("workload")
+        return (WORKLOADS.index(workload) if workload in WORKLOADS else len(WORKLOADS),
+                rows[i].get("status") == "skipped")
+
+    order = sorted(range(len(rows)), key=place)
     return pd.DataFrame([{c: rows[i].get(c) for c in COLUMNS} for i in order], columns=list(COLUMNS))
 
 
