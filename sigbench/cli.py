@@ -349,8 +349,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         print((directory / results.RESULTS_JSON).read_text(encoding="utf-8"))
     else:
         print(outcome.markdown())
-    if outcome.status != "complete":
-        print(f"sigbench: run {outcome.status}; the {len(outcome.rows)} finished rows are saved in {directory}/",
+    if outcome.status != "complete" or outcome.exit_code >= 128:
+        status = "interrupted" if outcome.exit_code >= 128 else outcome.status
+        print(f"sigbench: run {status}; the {len(outcome.rows)} finished rows are saved in {directory}/",
               file=sys.stderr)
     else:
         verdict = "all numerics checks passed" if outcome.exit_code == 0 else "SOME CASES FAILED (see above)"

@@ -315,10 +315,15 @@ class Run:
         if status == "complete" and "png" in options.formats:
             from sigbench import plots
 
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                plots.write_all(self.directory, rows, self.meta)
-            self.save(status)
+            try:
+                with _terminate_on_sigterm(), warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    plots.write_all(self.directory, rows, self.meta)
+                self.save(status)
+            except KeyboardInterrupt:  # every case is measured and saved; only the plots were cut short
+                exit_code = 130
+            except Interrupted as stop:
+                exit_code = stop.exit_code
         return RunResult(self.directory, rows, status, exit_code)
 
 

@@ -197,8 +197,10 @@ def start_run(tmp_path, out, tag, *extra):
     """``sigbench run`` in a child with SIGINT's default disposition, whatever this process inherited
     (a test suite started in the background or under nohup has SIGINT ignored)."""
     env = dict(os.environ, PYTHONUNBUFFERED="1", SIGBENCH_TEST_TAG=tag)
-    args = [sys.executable, "-m", "sigbench", "run", "-b", BACKENDS[0], "-w", "sigmoid",
-            "--size", "1024", "--size", "2048", "--size", "4096", "--size", "8192", "--size", "16384",
+    # at least 4 variants x 12 sizes x 0.4 s: the run is still measuring when its first save (after 10 s)
+    # shows an ok row
+    sizes = [arg for k in range(10, 22) for arg in ("--size", str(2**k))]
+    args = [sys.executable, "-m", "sigbench", "run", "-b", BACKENDS[0], "-w", "sigmoid", *sizes,
             "--min-time", "0.4", "--max-time", "0.4", "-o", str(out), *extra]
     process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
                                cwd=tmp_path, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
