@@ -113,16 +113,33 @@ def _stdev(values: list[float]) -> float:
     return math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
 
 
+#: The signal that asked the run to stop, kept as well as raised: code that swallows the exception (a
+#: backend's broad ``except``, in the in-process mode) cannot keep the run going past its next case.
+_stop_requested: list[int] = []
+
+
 @contextmanager
 def _terminate_on_sigterm() -> Iterator[None]:
+    """SIGTERM raises ``Interrupted``; Ctrl-C still raises KeyboardInterrupt. Both are also recorded."""
     def on_term(signum: int, frame: Any) -> None:
+        _stop_requested.append(signum)
         raise Interrupted(128 + signum)
 
+    def on_int(signum: int, frame: Any) -> None:
+        _stop_requested.append(signum)
+        raise KeyboardInterrupt
+
     previous = signal.signal(signal.SIGTERM, on_term)
+    # SIGINT only where Python's own handler is in force (a background job keeps it ignored)
+    previous_int = signal.getsignal(signal.SIGINT)
+    if previous_int is signal.default_int_handler:
+        signal.signal(signal.SIGINT, on_int)
     try:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+        if previous_int is signal.default_int_handler:
+            signal.signal(signal.SIGINT, previous_int)
 
 
 class Run:
@@ -203,6 +220,10 @@ class Run:
         """One process's turn at every case of one backend; a dead or hung worker is replaced by a fresh one."""
         options = self.options
         for case in cases:
+            if _stop_requested:
+                if _stop_requested[0] == signal.SIGINT:
+                    raise KeyboardInterrupt
+                raise Interrupted(128 + _stop_requested[0])
             record = self.records[case]
             done += 1
             if record.failure is not None:
@@ -266,6 +287,7 @@ class Run:
         options = self.options
         names = validate_request(options)
         status, exit_code = "running", 0
+        _stop_requested.clear()
         with _terminate_on_sigterm():
             try:
                 infos, handles = self.describe(names)
