@@ -110,6 +110,7 @@ def test_numpy_accurate_without_numba_is_correctly_rounded_nearest_the_midpoints
 def test_accurate_bfloat16_over_every_input(backend):
     if "bfloat16" not in backend.dtypes("cpu"):
         pytest.skip(f"{backend.name} has no bfloat16")
+    pytest.importorskip("ml_dtypes", reason="NumPy needs ml_dtypes (it comes with jax) to hold bfloat16")
     x = accuracy.all_inputs("bfloat16")
     want, _ = accuracy.correctly_rounded(x)
     totals = accuracy.measure_errors(run_sigmoid(backend, "accurate", x), want, x)
