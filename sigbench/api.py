@@ -217,7 +217,7 @@ def accuracy(backends: str | Iterable[str] | None = None, *, variants: str | Ite
     The files go to ``output_dir`` (new or empty, or ``force``), else to a new folder under reports/. With
     ``scheduler`` (``tcp://host:port``) or ``scheduler_file``, the sweep runs on that Dask cluster.
     """
-    from sigbench import registry, results, ulp_accuracy
+    from sigbench import cluster, registry, results, ulp_accuracy
 
     names = _names(backends, "backends") or registry.installed_names()
     for name in names:
@@ -228,8 +228,9 @@ def accuracy(backends: str | Iterable[str] | None = None, *, variants: str | Ite
     for dtype in chosen:
         if dtype not in ulp_accuracy.ACCURACY_DTYPES:
             raise UsageError(f"unknown dtype {dtype!r}; choose from: {', '.join(ulp_accuracy.ACCURACY_DTYPES)}")
-    directory = results.prepare_output_dir(None if output_dir is None else Path(output_dir), force)
-    with _progress(progress, "sigbench accuracy") as show:
-        rows = ulp_accuracy.run(names, _names(variants, "variants"), chosen, exhaustive, seed, directory, show,
-                             quantity)
+    with cluster.connected(scheduler, None if scheduler_file is None else Path(scheduler_file)) as pool:
+        directory = results.prepare_output_dir(None if output_dir is None else Path(output_dir), force)
+        with _progress(progress, "sigbench accuracy") as show:
+            rows = ulp_accuracy.run(names, _names(variants, "variants"), chosen, exhaustive, seed, directory,
+                                    show, quantity, pool)
     return AccuracyResults(rows, directory)
