@@ -49,7 +49,8 @@ def main() -> None:
     parser.add_argument("--noop-tasks", type=int, default=4096)
     args = parser.parse_args()
 
-    from sigbench import accuracy, cluster, registry
+    from sigbench import cluster, registry
+    from sigbench import ulp_accuracy as accuracy
 
     print("1. accuracy --dtype float16 --dtype float32: local vs cluster (alternating)")
     with tempfile.TemporaryDirectory() as tmp:
