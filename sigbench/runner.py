@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import os
 import signal
+import statistics
 import time
 import warnings
 from collections.abc import Callable, Iterator
@@ -62,7 +63,7 @@ class CaseRecord:
         return dict(self._cached[1])
 
     def _build(self, limits: dict[str, Any]) -> dict[str, Any]:
-        from sigbench.stats import summarize_processes
+        from sigbench.stats import process_medians, summarize_processes
 
         row: dict[str, Any] = {**self.case.key(), **(self.check or {})}
         timed = [p for p in self.processes if p.get("samples_s")]
@@ -77,12 +78,11 @@ class CaseRecord:
             return row
         stats = summarize_processes(row["process_samples_s"])
         row.update(stats.as_row(), status="ok")
-        row["first_call_s"] = _median([p["first_call_s"] for p in timed])
-        row["loops_per_sample"] = int(_median([p["loops_per_sample"] for p in timed]))
-        row["timer_overhead_s"] = _median([p["timer_overhead_s"] for p in timed])
-        medians = [_median(p["samples_s"]) for p in timed]
-        logs = [math.log(m) for m in medians]
-        row["process_cv"] = (math.exp(_stdev(logs)) - 1) if len(logs) > 1 else None
+        row["first_call_s"] = statistics.median(p["first_call_s"] for p in timed)
+        row["loops_per_sample"] = int(statistics.median(p["loops_per_sample"] for p in timed))
+        row["timer_overhead_s"] = statistics.median(p["timer_overhead_s"] for p in timed)
+        logs = [math.log(m) for m in process_medians(row["process_samples_s"])]
+        row["process_cv"] = (math.exp(statistics.stdev(logs)) - 1) if len(logs) > 1 else None
         for column in ("peak_host_bytes", "peak_device_bytes"):
             values = [p[column] for p in timed if p.get(column) is not None]
             row[column] = max(values) if len(values) == len(timed) else None
@@ -102,24 +102,13 @@ class CaseRecord:
         return row
 
 
-def _median(values: list[float]) -> float:
-    ordered = sorted(values)
-    middle = len(ordered) // 2
-    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
-
-
-def _stdev(values: list[float]) -> float:
-    mean = sum(values) / len(values)
-    return math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
-
-
 #: The signal that asked the run to stop, kept as well as raised: code that swallows the exception (a
 #: backend's broad ``except``, in the in-process mode) cannot keep the run going past its next case.
 _stop_requested: list[int] = []
 
 
 @contextmanager
-def _terminate_on_sigterm() -> Iterator[None]:
+def _stop_on_signals() -> Iterator[None]:
     """SIGTERM raises ``Interrupted``; Ctrl-C still raises KeyboardInterrupt. Both are also recorded."""
     def on_term(signum: int, frame: Any) -> None:
         _stop_requested.append(signum)
@@ -288,7 +277,7 @@ class Run:
         names = validate_request(options)
         status, exit_code = "running", 0
         _stop_requested.clear()
-        with _terminate_on_sigterm():
+        with _stop_on_signals():
             try:
                 infos, handles = self.describe(names)
                 cases, self.skipped = plan(options, infos)
@@ -338,7 +327,7 @@ class Run:
             from sigbench import plots
 
             try:
-                with _terminate_on_sigterm(), warnings.catch_warnings():
+                with _stop_on_signals(), warnings.catch_warnings():
                     warnings.simplefilter("ignore")
                     plots.write_all(self.directory, rows, self.meta)
                 self.save(status)

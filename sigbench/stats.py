@@ -197,7 +197,7 @@ def summarize_processes(process_samples: Sequence[Sequence[float]], level: float
     median = pooled_median(groups)
     # jitter within a process, as with one process: the spread between processes is in the interval and
     # in process_cv, and would otherwise flag nearly every row of a machine whose processes differ
-    jitter = [summarize(group).iqr_s / summarize(group).median_s for group in groups]
+    jitter = [stats.iqr_s / stats.median_s for stats in map(summarize, groups)]
     unstable = bool(np.median(jitter) > UNSTABLE_IQR_FRACTION)
     return replace(pooled, median_s=median, ci_low_s=min(low, median), ci_high_s=max(high, median),
                    ci_level=level, unstable=unstable)
