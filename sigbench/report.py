@@ -132,7 +132,7 @@ def summary_notes(table: pd.DataFrame) -> list[str]:
             continue
         what = "numerics check failed" if row["status"] == "ok" else row["status"]
         lines.append(f"- **{what}**: {row['workload']} {label(row, machines)} {row['dtype']} "
-                     f"size {row['size']}: {row['message']}")
+                     f"size {int(row['size']):,}: {row['message']}")
     skipped = table[table["status"] == "skipped"]
     if not skipped.empty:
         lines.append("")
@@ -259,6 +259,8 @@ def sections(table: pd.DataFrame) -> list[Section]:
     """The body of a report, shared by results.md and results.html: one section per workload and shape."""
     out: list[Section] = []
     machines = table["machine"].nunique()
+    # a backend missing on a fleet host has one sizeless row per workload, listed under "Not run" only
+    table = table[table["size"].notna()]
     for (workload, dtype, device, hidden), group in table.groupby(
         ["workload", "dtype", "device", "hidden"], sort=False, dropna=False
     ):

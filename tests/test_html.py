@@ -4,6 +4,7 @@ The browser tests open the pages in headless Chromium (Debian's ``chromium``, dr
 request that is not file:// or data: blocked. Without Chromium or Playwright they are skipped, saying why;
 with SIGBENCH_REQUIRE_BROWSER=1 (as .ci/run sets) a missing browser is a failure instead.
 """
+import json
 import os
 import re
 import shutil
@@ -123,6 +124,17 @@ def test_merged_report_lets_the_reader_pick_the_machine():
     assert 'data-machine="beta"' in page and "copy bandwidth on beta (10.0 GB/s)" in page
     single = html.run_page([_document("alpha")])
     assert '<select id="machine">' not in single and 'data-machine="' not in single
+
+
+def test_a_backend_missing_on_a_fleet_host_is_said_not_charted():
+    from sigbench import fleet
+    document = _document("vm")
+    document["rows"] += fleet.skipped_rows(["jax"], "vm", ["sigmoid", "train"], "float32", "cpu")
+    page = html.run_page([document])
+    assert "jax is not installed on vm" in page
+    figures = json.loads(re.search(r"const FIGURES = (.*?);\n", page, re.S).group(1))
+    names = {trace["name"] for figure in figures for trace in figure["data"]}
+    assert names and not any(name.startswith("jax") for name in names)
 
 
 def test_markdown_blocks():

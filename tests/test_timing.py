@@ -91,20 +91,19 @@ def test_median_agrees_with_torch_benchmark_and_timeit_on_torch_sigmoid():
     x = torch.randn(1000)
     config = PRESETS["default"]
 
-    def attempt() -> tuple[float, float, float]:
+    timer = timeit.Timer(lambda: torch.sigmoid(x))
+    number = max(1, timer.autorange()[0] // 10)  # blocks of about 20 ms, as long as the other two take
+    reference = tb.Timer("torch.sigmoid(x)", globals={"x": x, "torch": torch})
+    # The three timers take turns, round after round. A shared machine moves between quiet and busy spells
+    # (a neighbour on the sibling hyperthread doubles this call's time), so each timer's median in one round
+    # can land in either; each is summarised by its best round, the quiet spell all three got a share of.
+    rounds: list[tuple[float, float, float]] = []
+    for _ in range(9):
         ours = measure(lambda: torch.sigmoid(x), lambda: backend.synchronize("cpu"), config).stats.median_s
-        theirs = tb.Timer("torch.sigmoid(x)", globals={"x": x, "torch": torch}).blocked_autorange(
-            min_run_time=0.5).median
-        timer = timeit.Timer(lambda: torch.sigmoid(x))
-        number, _ = timer.autorange()
-        plain = float(np.median([t / number for t in timer.repeat(repeat=15, number=number)]))
-        return ours, theirs, plain
-
-    # a shared machine can disturb one attempt; agreement in any of three side-by-side attempts counts
-    results = []
-    for _ in range(3):
-        ours, theirs, plain = attempt()
-        results.append((ours, theirs, plain))
-        if abs(ours / theirs - 1) < 0.10 and abs(ours / plain - 1) < 0.10:
-            return
-    pytest.fail(f"sigbench / torch.utils.benchmark / timeit medians disagree by more than 10%: {results}")
+        theirs = reference.blocked_autorange(min_run_time=0.1).median
+        plain = float(np.median([t / number for t in timer.repeat(repeat=7, number=number)]))
+        rounds.append((ours, theirs, plain))
+    ours, theirs, plain = np.min(np.array(rounds), axis=0)
+    assert abs(ours / theirs - 1) < 0.10 and abs(ours / plain - 1) < 0.10, (
+        f"sigbench / torch.utils.benchmark / timeit medians disagree by more than 10%: {ours, theirs, plain}; "
+        f"rounds: {rounds}")
