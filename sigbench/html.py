@@ -317,8 +317,9 @@ def _train_chart(section: report.Section, machines: int, figures: _Figures) -> s
         "yaxis": {"type": "log", "title": {"text": "median time per step (µs)"}}}) + "</div>"
 
 
-def run_page(documents: list[dict[str, Any]]) -> str:
-    """results.html of one run, or of several merged (the machine is then a dimension the reader can pick)."""
+def run_page(documents: list[dict[str, Any]], notes: str = "") -> str:
+    """results.html of one run, or of several merged (the machine is then a dimension the reader can pick);
+    ``notes`` (markdown, e.g. a fleet's hosts without results) go after the summary."""
     rows = [row for document in documents for row in document["rows"]]
     table = report.frame(rows)
     machines = int(table["machine"].nunique())
@@ -350,6 +351,8 @@ def run_page(documents: list[dict[str, Any]]) -> str:
         body.append(table_html(report.Table("", shown, pd.DataFrame(index=shown.index, columns=shown.columns,
                                                                      dtype=object))))
         body.append(markdown_blocks(report.summary_notes(table)))
+    if notes:
+        body.append(markdown_blocks(notes.splitlines()))
     body.append("<p>Charts: hover a point for its numbers; click a legend entry to hide that series, double-click "
                 "to show it alone; drag to zoom. Tables: click a header to sort.</p>")
     for section in report.sections(table):

@@ -124,7 +124,7 @@ def write_merged(directory: Path, documents: list[dict[str, Any]], formats: tupl
     text = report.markdown(documents, directory) + (f"\n{notes}" if notes else "")
     atomic_write_text(directory / RESULTS_MD, text)
     if "html" in formats:
-        atomic_write_text(directory / RESULTS_HTML, html.run_page(documents))
+        atomic_write_text(directory / RESULTS_HTML, html.run_page(documents, notes))
     return text
 
 

@@ -126,7 +126,7 @@ def test_merged_report_lets_the_reader_pick_the_machine():
     assert '<select id="machine">' not in single and 'data-machine="' not in single
 
 
-def test_a_backend_missing_on_a_fleet_host_is_said_not_charted():
+def test_fleet_page_says_which_backends_are_missing_and_which_hosts_failed(tmp_path):
     from sigbench import fleet
     document = _document("vm")
     document["rows"] += fleet.skipped_rows(["jax"], "vm", ["sigmoid", "train"], "float32", "cpu")
@@ -135,6 +135,12 @@ def test_a_backend_missing_on_a_fleet_host_is_said_not_charted():
     figures = json.loads(re.search(r"const FIGURES = (.*?);\n", page, re.S).group(1))
     names = {trace["name"] for figure in figures for trace in figure["data"]}
     assert names and not any(name.startswith("jax") for name in names)
+    # a host that gave no results has its line in the page as in results.md
+    notes = fleet.failure_lines({"gpu-node": "exit 1: CUDA error"})
+    results.write_merged(tmp_path, [document], ("md", "html"), notes)
+    for name in ("results.md", "results.html"):
+        assert "Hosts without results" in (tmp_path / name).read_text()
+    assert "<strong>gpu-node</strong>: exit 1: CUDA error" in (tmp_path / "results.html").read_text()
 
 
 def test_markdown_blocks():
