@@ -214,9 +214,9 @@ def build_parser() -> argparse.ArgumentParser:
     accuracy.set_defaults(handler=cmd_accuracy)
 
     report = commands.add_parser(
-        "report", help="rebuild the markdown and plots from saved runs, merging several",
-        description="Rebuild results.md and plots from saved results; several runs (other machines, versions) "
-                    "are merged into one report with the machine as a dimension.",
+        "report", help="rebuild the markdown, HTML page and plots from saved runs, merging several",
+        description="Rebuild results.md, results.html and the plots from saved results; several runs (other "
+                    "machines, versions) are merged into one report with the machine as a dimension.",
         epilog="example:\n  sigbench report reports/run-A reports/run-B --output-dir reports/merged",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     report.add_argument("paths", type=Path, nargs="+", metavar="PATH", help="results.json files or run folders")
