@@ -227,3 +227,39 @@ def test_scheduler_without_the_dask_extra_names_the_extra(tmp_path: Path) -> Non
             "'tcp://127.0.0.1:8786']))")
     finished = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert finished.returncode == 2 and "sigbench[dask]" in finished.stderr and "Traceback" not in finished.stderr
+
+
+def test_ctrl_c_stops_a_cluster_sweep_and_leaves_the_cluster_idle(scheduler_file: Path, tmp_path: Path) -> None:
+    """Ctrl-C while an exhaustive float32 sweep runs on the cluster: exit 130 within seconds, no traceback, and
+    soon after no task of it left on the scheduler or running on a worker."""
+    from distributed import Client
+
+    log = tmp_path / "stderr.log"
+    with log.open("wb") as stderr:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "sigbench", "accuracy", "-b", "numpy", "--dtype", "float32", "--exhaustive",
+             "-o", str(tmp_path / "sweep"), "--scheduler-file", str(scheduler_file)],
+            stdout=subprocess.DEVNULL, stderr=stderr, stdin=subprocess.DEVNULL,
+            # a background job inherits SIGINT ignored: give the child the default, as a terminal would
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    try:
+        with Client(scheduler_file=str(scheduler_file), timeout=10, set_as_default=False) as client:
+            def busy() -> int:
+                return sum(len(tasks) for tasks in client.processing().values())
+
+            deadline = time.monotonic() + 120
+            while busy() == 0:
+                assert process.poll() is None, log.read_text()
+                assert time.monotonic() < deadline, "the sweep never reached the workers"
+                time.sleep(0.2)
+            process.send_signal(signal.SIGINT)
+            assert process.wait(timeout=20) == 130, log.read_text()
+            deadline = time.monotonic() + 30
+            while client.run_on_scheduler(lambda dask_scheduler: len(dask_scheduler.tasks)) or busy():
+                assert time.monotonic() < deadline, "tasks of the interrupted sweep are still on the cluster"
+                time.sleep(0.2)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert "Traceback" not in log.read_text()
