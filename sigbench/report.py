@@ -131,8 +131,9 @@ def summary_notes(table: pd.DataFrame) -> list[str]:
         if row["status"] == "skipped":
             continue
         what = "numerics check failed" if row["status"] == "ok" else row["status"]
+        size = "-" if row["size"] is None or math.isnan(row["size"]) else f"{int(row['size']):,}"
         lines.append(f"- **{what}**: {row['workload']} {label(row, machines)} {row['dtype']} "
-                     f"size {int(row['size']):,}: {row['message']}")
+                     f"size {size}: {row['message']}")
     skipped = table[table["status"] == "skipped"]
     if not skipped.empty:
         lines.append("")
