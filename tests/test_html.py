@@ -130,8 +130,8 @@ def test_fleet_page_says_which_backends_are_missing_and_which_hosts_failed(tmp_p
     from sigbench import fleet
     document = _document("vm")
     document["rows"] += fleet.skipped_rows(["jax"], "vm", ["sigmoid", "train"], "float32", "cpu")
-    document["rows"].append(_row("vm", "sigmoid", "numpy", "stable", SIZES[0], 1.0, status="error",
-                                 message="worker died", size=None, gbps=None, bandwidth_fraction=None))
+    died = _row("vm", "sigmoid", "numpy", "stable", SIZES[0], 1.0, status="error", message="worker died")
+    document["rows"].append({**died, "size": None, "median_s": None, "gbps": None, "bandwidth_fraction": None})
     page = html.run_page([document])
     assert "jax is not installed on vm" in page and "size -: worker died" in report.markdown([document])
     figures = json.loads(re.search(r"const FIGURES = (.*?);\n", page, re.S).group(1))
