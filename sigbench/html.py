@@ -282,10 +282,9 @@ def _sigmoid_charts(section: report.Section, machines: int, bandwidth: dict[str,
                                   "arrayminus": ((line["median_s"] - line["ci_low_s"]) * 1e6).tolist()}})
         data, template = _hover(line, name, ["gbps", "bandwidth_fraction"])
         rates.append({**common, "y": line["gbps"].tolist(), "customdata": data, "hovertemplate": template})
-    measured = section.group[section.group["status"] == "ok"]
-    sizes = measured["size"].astype(int)
+    sizes = section.group["size"].astype(int)
     for machine, gbps in bandwidth.items():
-        if machine not in set(measured["machine"]):
+        if machine not in set(section.group["machine"]):
             continue
         where = f" on {machine}" if machines > 1 else ""
         rates.append({"type": "scatter", "mode": "lines", "name": f"copy bandwidth{where} ({gbps:.1f} GB/s)",

@@ -107,22 +107,25 @@ class CaseRecord:
 _stop_requested: list[int] = []
 
 
+def _stop(signum: int) -> None:
+    """Raise what stops the run for ``signum``: KeyboardInterrupt for Ctrl-C, else ``Interrupted``."""
+    if signum == signal.SIGINT:
+        raise KeyboardInterrupt
+    raise Interrupted(128 + signum)
+
+
 @contextmanager
 def _stop_on_signals() -> Iterator[None]:
     """SIGTERM raises ``Interrupted``; Ctrl-C still raises KeyboardInterrupt. Both are also recorded."""
-    def on_term(signum: int, frame: Any) -> None:
+    def on_signal(signum: int, frame: Any) -> None:
         _stop_requested.append(signum)
-        raise Interrupted(128 + signum)
+        _stop(signum)
 
-    def on_int(signum: int, frame: Any) -> None:
-        _stop_requested.append(signum)
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, on_term)
+    previous = signal.signal(signal.SIGTERM, on_signal)
     # SIGINT only where Python's own handler is in force (a background job keeps it ignored)
     previous_int = signal.getsignal(signal.SIGINT)
     if previous_int is signal.default_int_handler:
-        signal.signal(signal.SIGINT, on_int)
+        signal.signal(signal.SIGINT, on_signal)
     try:
         yield
     finally:
@@ -210,9 +213,7 @@ class Run:
         options = self.options
         for case in cases:
             if _stop_requested:
-                if _stop_requested[0] == signal.SIGINT:
-                    raise KeyboardInterrupt
-                raise Interrupted(128 + _stop_requested[0])
+                _stop(_stop_requested[0])
             record = self.records[case]
             done += 1
             if record.failure is not None:
