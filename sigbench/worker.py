@@ -73,25 +73,27 @@ def first_call(call: Callable[[], Any], synchronize: Callable[[], None]) -> tupl
 def timed_call(call: Callable[[], Any], backend: Any, device: str) -> tuple[Callable[[], Any], Callable[[], None]]:
     """The call and the wait the timer uses around it.
 
-    Where the backend can wait on results (``interface.WaitsForResults``), the wait blocks on exactly the
-    results of the calls made since the last wait, so no queued call escapes its block and none is waited
-    for twice; otherwise it is ``synchronize(device)``.
+    Where the backend can wait on results (``interface.WaitsForResults``), the wait blocks on the result of
+    the block's last call, the only one kept: the backend completes one device's calls in order, so the
+    others are done by then. Keeping every result alive instead made each call allocate a fresh output
+    (JAX's sigmoid at n = 2^16 on a CPU: 2.6x the per-call time of a plain loop; scripts/jax_gpu_overhead.py).
+    Otherwise the wait is ``synchronize(device)``.
     """
     from sigbench.interface import WaitsForResults
 
     if not isinstance(backend, WaitsForResults):
         return call, lambda: backend.synchronize(device)
-    pending: list[Any] = []
+    last: list[Any] = []
 
     def run() -> Any:
         result = call()
-        pending.append(result)
+        last[:] = [result]
         return result
 
     def wait() -> None:
-        if pending:
-            backend.wait_for(pending)
-            pending.clear()
+        if last:
+            backend.wait_for(last)
+            last.clear()
 
     return run, wait
 

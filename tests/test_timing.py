@@ -83,6 +83,39 @@ def test_jax_compilation_is_in_the_first_call_only():
     assert m.first_call_s > 10 * m.stats.median_s
 
 
+def test_jax_completes_calls_in_order_so_the_timer_may_wait_on_the_last_alone():
+    """The timer's wait for JAX blocks on the block's last result only; every earlier call must be done then."""
+    from sigbench.worker import timed_call
+
+    backend = need("jax")
+    fn = backend.sigmoid("builtin", "float32", "cpu")
+    x = backend.from_numpy(np.linspace(-5, 5, 2**20, dtype=np.float32), "cpu")
+    call, wait = timed_call(lambda: fn(x), backend, "cpu")
+    wait()
+    for _ in range(20):
+        results = [call() for _ in range(12)]  # held here, not by the timer
+        wait()
+        assert all(result.is_ready() for result in results)
+
+
+def test_jax_timer_keeps_no_earlier_result_alive():
+    """Kept results would make every call allocate a fresh output, a cost of the timer's, not of JAX's."""
+    import jax
+
+    from sigbench.worker import timed_call
+
+    backend = need("jax")
+    fn = backend.sigmoid("builtin", "float32", "cpu")
+    x = backend.from_numpy(np.linspace(-5, 5, 4096, dtype=np.float32), "cpu")
+    call, wait = timed_call(lambda: fn(x), backend, "cpu")
+    call()
+    before = len(jax.live_arrays())
+    for _ in range(50):
+        call()
+    assert len(jax.live_arrays()) == before
+    wait()
+
+
 def test_median_agrees_with_torch_benchmark_and_timeit_on_torch_sigmoid():
     backend = need("torch")
     import torch

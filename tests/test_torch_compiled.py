@@ -98,7 +98,10 @@ def test_graphed_replays_a_cuda_graph_or_says_why_not():
             backend.train_session("graphed", start, "cpu")
         pytest.skip(reason)
     assert reason is None
+    from sigbench_backends.torch_backend import compiler_missing
+
     session = backend.train_session("graphed", start, "cuda")
+    assert session.captured == ("eager" if compiler_missing() else "compiled")  # inductor's kernels, captured
     _, diffs = train_check(session, start, 6, lambda: torch.cuda.synchronize())
     verdict = train_verdict(diffs, "float32")
     assert verdict.passed, verdict.message

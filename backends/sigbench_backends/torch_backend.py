@@ -483,24 +483,33 @@ class CompiledTrainSession(FunctionalTrainSession):
 
 
 class GraphedTrainSession(FunctionalTrainSession):
-    """``functional_step`` captured once in a CUDA graph and replayed: one launch per step, static buffers.
+    """The whole step captured once in a CUDA graph and replayed: one launch per step, static buffers.
 
-    The loss comes back in the same tensor every step (the next replay overwrites it).
+    What is captured is ``compiled``'s step (inductor's fused Triton kernels) where inductor can compile,
+    else ``functional_step`` as eager kernels: by hand, what ``torch.compile(mode="reduce-overhead")`` does,
+    which skips graphs whose inputs are mutated, as this step's parameters are. On an H200 the capture of
+    the compiled step ran a B32 step in about a third of the eager capture's time (README). The loss comes
+    back in the same tensor every step (the next replay overwrites it).
     """
 
     def __init__(self, backend: TorchBackend, start: TrainStart, device: str) -> None:
         if not device.startswith("cuda"):
             raise ValueError(f"graphed replays a CUDA graph and runs only on a CUDA device, not {device!r}")
         super().__init__(backend, start, device)
+        step: Callable[..., torch.Tensor] = functional_step
+        self.captured = "eager"
+        if compiler_missing() is None:
+            key = (start.config, *(tuple(p.shape) for p in self._params), tuple(self._x.shape))
+            step, self.captured = compiled_step(device, key), "compiled"
         side = torch.cuda.Stream(device)
         side.wait_stream(torch.cuda.current_stream(device))
-        with torch.cuda.stream(side):  # warm-up off the capture: lazy initialisation stays out of the graph
+        with torch.cuda.stream(side):  # warm-up (and compilation) off the capture: lazy set-up stays out of it
             for _ in range(3):
-                functional_step(*self.arguments())
+                step(*self.arguments())
         torch.cuda.current_stream(device).wait_stream(side)
         self._graph = torch.cuda.CUDAGraph()
         with torch.cuda.graph(self._graph):
-            self._loss = functional_step(*self.arguments())
+            self._loss = step(*self.arguments())
         self.reset()
 
     def step(self) -> torch.Tensor:
