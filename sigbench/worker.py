@@ -76,7 +76,7 @@ def timed_call(call: Callable[[], Any], backend: Any, device: str) -> tuple[Call
     Where the backend can wait on results (``interface.WaitsForResults``), the wait blocks on the result of
     the block's last call, the only one kept: the backend completes one device's calls in order, so the
     others are done by then. Keeping every result alive instead made each call allocate a fresh output
-    (JAX's sigmoid at n = 2^16 on a CPU: 2.6x the per-call time of a plain loop; scripts/jax_gpu_overhead.py).
+    (JAX's sigmoid at n = 2^16 on a CPU: about 3x the per-call time; scripts/jax_gpu_overhead.py --device cpu).
     Otherwise the wait is ``synchronize(device)``.
     """
     from sigbench.interface import WaitsForResults
