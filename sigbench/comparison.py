@@ -142,6 +142,22 @@ class AAOutcome:
     exit_code: int
 
 
+def _as_part(progress: Callable[[int, int, str], None] | None, index: int,
+             parts: int) -> Callable[[int, int, str], None] | None:
+    """Progress of run ``index`` of ``parts`` equal runs, shown as progress through all of them (else the
+    second run's time left would be reckoned from the first run's start)."""
+    if progress is None:
+        return None
+    show = progress
+
+    def part(done: int, total: int, what: str) -> None:
+        if done == total and index < parts - 1:
+            what = f"run {index + 2} of {parts}"  # not "done": the next run starts
+        show(index * total + done, parts * total, what)
+
+    return part
+
+
 def aa_test(options: Any, directory: Path, threshold: float,
             progress: Callable[[int, int, str], None] | None = None) -> AAOutcome:
     """Run ``options`` twice, one run after the other, into DIR/a and DIR/b, and compare the two.
@@ -154,9 +170,9 @@ def aa_test(options: Any, directory: Path, threshold: float,
     from sigbench import runner
 
     outcomes = []
-    for name in ("a", "b"):
+    for index, name in enumerate(("a", "b")):
         run_options = replace(options, output_dir=directory / name, force=True)
-        outcomes.append(runner.execute(run_options, progress))
+        outcomes.append(runner.execute(run_options, _as_part(progress, index, 2)))
         if outcomes[-1].status != "complete":
             raise Interrupted(outcomes[-1].exit_code or 130)
     base, new = (load(o.directory) for o in outcomes)

@@ -157,3 +157,26 @@ def test_results_writes_are_atomic(tmp_path, monkeypatch):
     assert path.read_text() == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["x.txt"]
     assert sigbench.SCHEMA_VERSION == 2
+
+
+def test_aa_runs_twice_compares_and_shows_one_progress_through_both(tmp_path, capsys):
+    import re
+
+    from conftest import BACKENDS
+
+    if not BACKENDS:
+        pytest.skip("no backend under test")
+    out = tmp_path / "aa"
+    code = main(["aa", "--backend", BACKENDS[0], "-w", "sigmoid", "-v", "fast", "-v", "stable", "--size", "256",
+                 "--size", "2^12", "--max-time", "0.01", "--min-time", "0.005", "--processes", "2", "-o", str(out)])
+    captured = capsys.readouterr()
+    cases = [row for row in json.loads((out / "a" / "results.json").read_text())["rows"] if row["status"] == "ok"]
+    assert len(cases) == 4 and (out / "b" / "results.json").exists()
+    found = re.search(r"A/A false-alarm rate: (\d+) of (\d+) cases", (out / "aa.md").read_text())
+    assert found and int(found[2]) == len(cases)
+    assert code == (1 if int(found[1]) / len(cases) > 0.01 else 0)
+    # one bar through both runs: the count never goes back and the total never changes
+    steps = [(int(d), int(t)) for d, t in re.findall(r"sigbench aa: (\d+)/(\d+)", captured.err)]
+    assert len({t for _, t in steps}) == 1 and steps[-1][0] == steps[-1][1] == 2 * 4 * 2
+    assert all(a[0] <= b[0] for a, b in zip(steps, steps[1:]))
+    assert captured.err.count(": done") == 1
