@@ -225,7 +225,10 @@ def test_interrupted_run_keeps_readable_partial_results_and_no_orphan(tmp_path, 
     out = tmp_path / "out"
     tag = uuid.uuid4().hex
     process = start_run(tmp_path, out, tag, *mode)
-    assert len(_alive_with(tag)) == (1 if mode else 2)  # the run, and its worker
+    deadline = time.time() + 5  # the run, and its worker (between two worker processes, for a moment, none)
+    while len(_alive_with(tag)) != (1 if mode else 2) and time.time() < deadline:
+        time.sleep(0.05)
+    assert len(_alive_with(tag)) == (1 if mode else 2)
     process.send_signal(signum)
     _, err = process.communicate(timeout=60)
     assert process.returncode == code, err
