@@ -63,6 +63,27 @@ def test_compiled_matches_the_same_step_uncompiled(compiled):
         np.testing.assert_allclose(got, want, rtol=0, atol=1e-6)
 
 
+def test_compiled_calls_bypass_dynamo_on_each_sessions_own_tensors(compiled):
+    """After its first call the compiled step is called without dynamo, on the tensors of whichever session
+    calls it: two sessions sharing it keep their own state, each matching the uncompiled step."""
+    from sigbench_backends.torch_backend import FunctionalTrainSession
+
+    backend, start, session = compiled
+    session.reset()
+    session.step()
+    assert session.compiled.direct
+    other = backend.train_session("compiled", start, "cpu")
+    eager = FunctionalTrainSession(backend, start, "cpu")
+    for _ in range(3):  # interleaved: a call for one session must not touch the other's tensors
+        other.step()
+        eager.step()
+        session.step()
+    assert other.optimizer_state()[0] == 3 and session.optimizer_state()[0] == 4
+    for got, want in zip(other.params(), eager.params()):
+        np.testing.assert_allclose(got, want, rtol=0, atol=1e-6)
+    assert any(np.any(a != b) for a, b in zip(session.params(), other.params()))
+
+
 def test_compiled_is_unavailable_with_the_reason_without_a_compiler(monkeypatch, capsys):
     backend = need("torch")
     import shutil
