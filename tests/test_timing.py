@@ -100,11 +100,11 @@ def test_jax_completes_calls_in_order_so_the_timer_may_wait_on_the_last_alone():
 
 def test_jax_timer_keeps_no_earlier_result_alive():
     """Kept results would make every call allocate a fresh output, a cost of the timer's, not of JAX's."""
-    import jax
-
     from sigbench.worker import timed_call
 
     backend = need("jax")
+    import jax
+
     fn = backend.sigmoid("builtin", "float32", "cpu")
     x = backend.from_numpy(np.linspace(-5, 5, 4096, dtype=np.float32), "cpu")
     call, wait = timed_call(lambda: fn(x), backend, "cpu")
