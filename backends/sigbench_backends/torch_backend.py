@@ -430,8 +430,8 @@ class CompiledStep:
     compiles it with inductor (``compile_fx``, what the "inductor" backend runs) and keeps the compiled
     callable and the tensors the graph takes, in its order. Later calls pass the caller's tensors, in that
     order, straight to the compiled callable (AOTAutograd's runtime wrapper, which applies the in-place
-    updates, then inductor's kernels). Dynamo's frame evaluation costs about 40 µs of a 140 µs B32 step on a
-    2-core CPU: its guards (~10%), but mostly its own wrapper. This is safe because each compiled step has
+    updates, then inductor's kernels). Dynamo's frame evaluation was about a seventh of a B32 step on a
+    2-core CPU (paired rounds in one process: 117 against 139 µs). This is safe because each compiled step has
     its own copy of the code (a cache of its own in dynamo) and only ever sees tensors of its key's shapes,
     dtype and device, and because the step's only non-tensor arguments (the hyperparameters) are part of
     that key. Where the graph's inputs cannot be matched to the arguments, every call goes through dynamo.
