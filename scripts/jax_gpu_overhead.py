@@ -58,8 +58,9 @@ def _calibrate(run_block: Callable[[int], None]) -> int:
         calls = min(4096, int(calls * max(2.0, 1.2 * BLOCK_S / max(seconds, 1e-9))))
 
 
-def methods(n: int, device: str, live: int) -> dict[str, Callable[[int], None] | Callable[[], float]]:
-    """Each method runs a block of ``calls`` calls (or, for sigbench's timer, returns its median)."""
+def methods(n: int, device: str, live: int) -> tuple[dict[str, Any], list[Any]]:
+    """Each method runs a block of ``calls`` calls (or, for sigbench's timer, returns its median); and the
+    arrays kept alive for the old wait to walk."""
     import jax
     import torch
 
@@ -144,15 +145,13 @@ def methods(n: int, device: str, live: int) -> dict[str, Callable[[int], None] |
         "jax fast loop": jax_fast_loop,
         "jax fast sigbench": sigbench(lambda: fast(xj), jb, jdevice),
     }
-    found["_kept"] = kept  # alive for the old wait to walk
-    return found
+    return found, kept
 
 
 def measure_size(n: int, device: str, rounds: int, live: int) -> dict[str, float]:
     import jax
 
-    table = methods(n, device, live)
-    kept = table.pop("_kept")
+    table, kept = methods(n, device, live)
     sizes = {name: _calibrate(fn) for name, fn in table.items() if "sigbench" not in name}
     times: dict[str, list[float]] = {name: [] for name in table}
     for _ in range(rounds):

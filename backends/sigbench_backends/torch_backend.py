@@ -455,7 +455,11 @@ class CompiledStep:
             return compiled
 
         self._dynamo = torch.compile(fn, backend=backend, fullgraph=True, dynamic=False)
-        self.direct = False  # whether calls after the first bypass dynamo
+
+    @property
+    def direct(self) -> bool:
+        """Whether calls after the first bypass dynamo."""
+        return self._order is not None
 
     def __call__(self, *args: Any) -> torch.Tensor:
         if self._order is not None and self._graph is not None:
@@ -467,8 +471,18 @@ class CompiledStep:
             order = [next((i for i, t in enumerate(flat) if t is given), -1) for given in self._graph_inputs]
             self._graph_inputs = []  # the first caller's tensors are not kept alive
             if -1 not in order and len(order) == len(set(order)):
-                self._order, self.direct = order, True
+                self._order = order
         return loss
+
+    def bind(self, args: tuple[Any, ...]) -> Callable[[], torch.Tensor]:
+        """The step on ``args`` as a call without arguments, for a caller whose tensors are updated in place
+        and never replaced (a session's): the graph's inputs are put in order once, not at every call."""
+        graph, order = self._graph, self._order
+        if graph is None or order is None:
+            return lambda: self(*args)
+        flat = _tensors(args)
+        inputs = [flat[i] for i in order]
+        return lambda: graph(*inputs)[0]
 
 class FunctionalTrainSession:
     """Parameters, Adam's moments and step count as plain tensors, updated in place by ``functional_step``."""
@@ -484,6 +498,8 @@ class FunctionalTrainSession:
         self._x = backend.from_numpy(start.x, device)
         self._y = backend.from_numpy(start.y, device)
         self._hyper = (config.lr, config.beta1, config.beta2, config.eps)
+        #: what a compiled step is specialised on (``compiled_step``'s key)
+        self._compile_key = (config, *(tuple(p.shape) for p in self._params), tuple(self._x.shape))
 
     def arguments(self) -> tuple[Any, ...]:
         return (self._params, self._mu, self._nu, self._count, self._x, self._y, *self._hyper)
@@ -519,11 +535,15 @@ class CompiledTrainSession(FunctionalTrainSession):
         if reason:
             raise RuntimeError(reason)
         super().__init__(backend, start, device)
-        key = (start.config, *(tuple(p.shape) for p in self._params), tuple(self._x.shape))
-        self.compiled = compiled_step(device, key)
+        self.compiled = compiled_step(device, self._compile_key)
+        self._bound: Callable[[], torch.Tensor] | None = None
 
     def step(self) -> torch.Tensor:
-        return self.compiled(*self.arguments())
+        if self._bound is None:  # the first step compiles (or finds the step compiled), then binds
+            loss = self.compiled(*self.arguments())
+            self._bound = self.compiled.bind(self.arguments())
+            return loss
+        return self._bound()
 
 
 class GraphedTrainSession(FunctionalTrainSession):
@@ -545,8 +565,7 @@ class GraphedTrainSession(FunctionalTrainSession):
         self._step: Callable[..., torch.Tensor] = functional_step
         self.captured = "eager"
         if compiler_missing() is None:
-            key = (start.config, *(tuple(p.shape) for p in self._params), tuple(self._x.shape))
-            self._step, self.captured = compiled_step(device, key), "compiled"
+            self._step, self.captured = compiled_step(device, self._compile_key), "compiled"
         self._graph: torch.cuda.CUDAGraph | None = None
 
     def _capture(self) -> None:
