@@ -21,8 +21,8 @@ SIGMOID_VARIANT_HELP: dict[str, str] = {
     "stable": "exp(-|x|) form: no overflow, no warning for any finite input",
     "builtin": "the library's own sigmoid (scipy.special.expit, torch.sigmoid, jax.nn.sigmoid)",
     "fast": "the fastest honest version: reuses its output buffer (the next call overwrites it)",
-    "accurate": "correctly rounded (float64 inside, rounded once; NumPy and JAX float32: Ziv's fast path plus "
-                "exact slow path); reuses its output buffer",
+    "accurate": "correctly rounded (float64 inside, rounded once; float32 on CPU: Ziv's fast path plus exact "
+                "slow path, in numba for NumPy, in a native kernel for PyTorch and JAX); reuses its output buffer",
 }
 WORKLOADS: tuple[str, ...] = ("sigmoid", "train")
 DTYPES: tuple[str, ...] = ("float16", "bfloat16", "float32", "float64")

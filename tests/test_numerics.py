@@ -67,21 +67,41 @@ def test_accurate_float32_redoes_hard_inputs_anywhere(backend, size):
     assert totals.nan_where_number == 0 and totals.max_ulp == 0, totals.row()
 
 
-def test_numba_fast_path_keeps_its_error_bound():
-    """The float64 value of the numba fast path, before rounding, against mpmath: within a quarter of the band
-    it tests (the bound of ``ziv``'s derivation is 2^-46.3, the band 2^-44), including where |r| is largest,
-    and where it flags nothing its float32 rounding is the correct one, subnormal results included."""
+def _numba_fast_path(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     need("numpy")
     pytest.importorskip("numba")
-    from sigbench_backends import numpy_backend, ziv
+    from sigbench_backends import numpy_backend
+
+    wide, hard = np.empty(x.size), np.empty(x.size, np.bool_)
+    numpy_backend.numba_ziv().fast_path(x, wide, hard)
+    return wide, hard
+
+
+def _native_fast_path(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    from sigbench_backends import native
+
+    if native.compiler() is None:
+        pytest.skip("no C compiler: the native kernel cannot be built")
+    x = np.ascontiguousarray(x, np.float32)
+    wide, hard = np.empty(x.size), np.empty(x.size, np.uint8)
+    native.fast_path()(x.ctypes.data, wide.ctypes.data, hard.ctypes.data, x.size)
+    return wide, hard.astype(np.bool_)
+
+
+@pytest.mark.parametrize("fast_path", [_numba_fast_path, _native_fast_path], ids=["numba", "native"])
+def test_ziv_fast_path_keeps_its_error_bound(fast_path):
+    """The float64 value of NumPy's numba fast path, and of the native kernel of PyTorch and JAX (compiled with
+    -march=native, so possibly with fused multiply-adds), before rounding, against mpmath: within a quarter of
+    the band it tests (the bound of ``ziv``'s derivation is 2^-46.3, the band 2^-44), including where |r| is
+    largest, and where it flags nothing its float32 rounding is the correct one, subnormal results included."""
+    from sigbench_backends import ziv
 
     starts = [0x3F000000, 0x40A00000, 0xC0A00000, 0x41500000, 0xC1800000, 0xC2A00000]
     widest_r = ((np.arange(-150, 20) + 0.5) * math.log(2)).astype(np.float32)  # |r| near ln 2 / 2
     x = np.concatenate([_hardest_float32(start, 100) for start in starts] + [widest_r]
                        + [accuracy.sample_inputs("float32", 1000, seed=11)])
     x = x[np.isfinite(x) & (np.abs(x) < ziv.CLAMP)]
-    wide, hard = np.empty(x.size), np.empty(x.size, np.bool_)
-    numpy_backend.numba_ziv().fast_path(x, wide, hard)
+    wide, hard = fast_path(x)
     want, _ = accuracy.correctly_rounded(x)
     for value, got, flagged, rounded in zip(x.tolist(), wide.tolist(), hard.tolist(), want.tolist()):
         with mpmath.workprec(200):
@@ -90,6 +110,82 @@ def test_numba_fast_path_keeps_its_error_bound():
         assert relative_error < ziv.REL_BAND / 4, value
         if not flagged:
             assert float(np.float32(got)) == rounded, value
+    assert 0 < hard.sum() < x.size  # the hardest inputs are flagged, the sample mostly not
+
+
+def test_native_kernel_redoes_exactly_the_flagged_inputs_on_every_thread_count():
+    """The kernel's count of exact-path inputs is the fast path's count of flags, whatever the threads, and
+    its output is the correctly rounded sigmoid, subnormal results kept even where the calling thread
+    flushes them (XLA's threads do)."""
+    from sigbench_backends import native
+
+    x = np.concatenate([_hardest_float32(0x40A00000, 50), _hardest_float32(0xC1800000, 50),
+                        accuracy.sample_inputs("float32", 70001, seed=13),
+                        np.array([np.nan, -95.0, -103.0], np.float32)])
+    _, flags = _native_fast_path(x)
+    want, _ = accuracy.correctly_rounded(x)
+    for threads in (1, 2, 3):
+        out = np.empty_like(x)
+        hard = native.kernel()(x.ctypes.data, out.ctypes.data, x.size, threads)
+        assert hard == flags.sum() >= 101  # the 100 hardest and the NaN at least
+        totals = accuracy.measure_errors(out, want, x)
+        assert totals.correctly_rounded == totals.inputs and totals.flushed_subnormals == 0, totals.row()
+    assert out[-2] > 0 and out[-1] > 0  # subnormal results
+
+
+def test_native_kernel_breaks_the_ties_near_zero():
+    """Near 0, 1/2 + x/4 is exactly a float32 midpoint for x = 3 2^-23, 7 2^-23, -3 2^-24, ...; only the x^3/48
+    term, below long double's precision, decides the rounding. The first exhaustive run of the kernel found
+    5 such inputs misrounded: every odd multiple of 2^-24, 2^-23 and 2^-22 below 2^-8 is checked here."""
+    from sigbench_backends import native
+
+    if native.compiler() is None:
+        pytest.skip("no C compiler: the native kernel cannot be built")
+    odd = np.arange(1, 1 << 12, 2)
+    x = np.concatenate([sign * odd * 2.0**e for sign in (1, -1) for e in (-24, -23, -22)]).astype(np.float32)
+    x = np.ascontiguousarray(x[np.abs(x) < 2**-8])
+    out = np.empty_like(x)
+    native.kernel()(x.ctypes.data, out.ctypes.data, x.size, 1)
+    want, _ = accuracy.correctly_rounded(x)
+    assert (out == want).all(), x[out != want]
+    ties = np.float32([3 * 2.0**-23, 7 * 2.0**-23, -3 * 2.0**-24, -7 * 2.0**-24, -11 * 2.0**-24])
+    for value in ties.tolist():  # the five, against mpmath itself
+        assert out[x == value][0] == _mp_round(value, 24), value
+
+
+def test_native_build_is_cached_and_leaves_no_partial_file(tmp_path, monkeypatch):
+    """A second build of the same source is the cached file, untouched; a failed build says what failed and
+    leaves nothing behind."""
+    from sigbench_backends import native
+
+    cc = native.compiler()
+    if cc is None:
+        pytest.skip("no C compiler")
+    monkeypatch.setenv("SIGBENCH_CACHE_DIR", str(tmp_path))
+    built = native._build([cc, *native.FLAGS], native.KERNEL_SOURCE, "ziv")
+    assert built.parent == tmp_path / "native" and built.stat().st_size > 0
+    stamp = built.stat().st_mtime_ns
+    assert native._build([cc, *native.FLAGS], native.KERNEL_SOURCE, "ziv") == built
+    assert built.stat().st_mtime_ns == stamp
+    with pytest.raises(native.BuildError, match="building the native Ziv kernel failed"):
+        native._build([cc, *native.FLAGS, "-fno-such-option"], native.KERNEL_SOURCE, "ziv")
+    assert sorted(p.name for p in (tmp_path / "native").iterdir()) == [built.name]
+
+
+@pytest.mark.parametrize("start_bits", [0x40A00000, 0xC1800000, 0xC2A00000])
+def test_accurate_without_a_compiler_takes_the_framework_path(backend, monkeypatch, start_bits):
+    """Without a C/C++ compiler, PyTorch and JAX keep a correctly rounded float32 ``accurate`` through their own
+    operations, and ``sigbench info`` says the kernel is missing."""
+    from sigbench_backends import native
+
+    if backend.name == "numpy":
+        pytest.skip("NumPy's accurate does not use the native kernel")
+    monkeypatch.setattr(native, "compiler", lambda language="c": None)
+    assert backend.versions()["accurate kernel"].startswith("missing")
+    x = _hardest_float32(start_bits)
+    got = run_sigmoid(backend, "accurate", x)
+    for value, g in zip(x.tolist(), got.tolist()):
+        assert g == _mp_round(value, 24) or (backend.name == "jax" and value < -87.3 and g == 0.0), value
 
 
 @pytest.mark.parametrize("start_bits", [0x3F000000, 0x40A00000, 0xC1800000, 0xC2A00000])

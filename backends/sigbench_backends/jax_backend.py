@@ -5,7 +5,9 @@ float64 runs inside a scoped ``enable_x64`` so that asking for it never changes 
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib.util
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -14,7 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from sigbench.workloads import MLPParams, TrainStart
-from sigbench_backends import ziv
+from sigbench_backends import native, ziv
 
 # Cross-checks compare against float64: full-precision float32 matmuls (no TF32/bf16 passes on GPUs).
 jax.config.update("jax_default_matmul_precision", "highest")
@@ -48,10 +50,13 @@ class JaxBackend:
     name = "jax"
     extra = "jax"
 
+    def __init__(self) -> None:
+        self._threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
     def versions(self) -> dict[str, str]:
         import jaxlib
 
-        found = {"jax": jax.__version__, "jaxlib": jaxlib.__version__}
+        found = {"jax": jax.__version__, "jaxlib": jaxlib.__version__, "accurate kernel": native.status("c++")}
         if importlib.util.find_spec("optax") is not None:
             import optax
 
@@ -126,9 +131,10 @@ class JaxBackend:
         return int(now - in_use)
 
     def set_threads(self, threads: int) -> dict[str, Any]:
-        import os
-
-        return {"xla_flags": os.environ.get("XLA_FLAGS", "")}
+        """XLA's own threads are fixed by XLA_FLAGS before JAX starts (the worker sets them); ``threads`` is
+        kept for the native ``accurate`` kernel."""
+        self._threads = threads
+        return {"xla_flags": os.environ.get("XLA_FLAGS", ""), "accurate_kernel_threads": threads}
 
     # --- sigmoid -------------------------------------------------------------------------------
 
@@ -139,6 +145,8 @@ class JaxBackend:
         if variant == "fast":
             return _scoped(_FastSigmoid(), dtype)
         if variant == "accurate":  # float64 inside, whatever the dtype
+            if dtype == "float32" and device == "cpu" and native.compiler("c++") is not None:
+                return _NativeAccurateSigmoid(self._threads)
             if dtype == "float32":
                 return _scoped(_ZivAccurateSigmoid(), "float64")
             return _scoped(_FastSigmoid(_sigmoid_accurate_into_jit), "float64")
@@ -300,6 +308,32 @@ class _ZivAccurateSigmoid:
             self._out = out = _redo_blocks_jit(out, flat_in, jnp.asarray(padded))
         self._out = out = out.reshape(x.shape)
         return out
+
+
+_NATIVE_TARGET = "sigbench_ziv_f32"
+
+
+def _native_accurate_into(out: jax.Array, x: jax.Array, *, threads: int) -> jax.Array:
+    """The native Ziv kernel through the XLA FFI, writing into ``out`` (aliased to the result, donated)."""
+    call = jax.ffi.ffi_call(_NATIVE_TARGET, jax.ShapeDtypeStruct(x.shape, x.dtype), input_output_aliases={1: 0})
+    return call(x, out, threads=np.int64(threads))
+
+
+class _NativeAccurateSigmoid:
+    """Correctly rounded float32 sigmoid on CPU by the native Ziv kernel of ``native``, called by XLA through the
+    FFI inside jit, on ``threads`` OpenMP threads, into the previous call's (donated) output. The kernel keeps
+    subnormal results (it clears flush-to-zero on its threads), unlike XLA's own arithmetic on CPU."""
+
+    def __init__(self, threads: int) -> None:
+        self._threads = threads
+        self._fast: _FastSigmoid | None = None
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        if self._fast is None:  # built and registered at the first call, so its time is in first_call_s
+            native.register_jax_target(_NATIVE_TARGET)
+            into = functools.partial(_native_accurate_into, threads=self._threads)
+            self._fast = _FastSigmoid(jax.jit(into, donate_argnums=0))
+        return self._fast(x)
 
 
 class _FastSigmoid:

@@ -1,4 +1,6 @@
-"""The constants of the float64 fast path shared by the NumPy (numba) and JAX ``accurate`` float32 sigmoids.
+"""The constants of the float64 fast path of the ``accurate`` float32 sigmoids: NumPy's numba kernel, JAX's XLA
+fusion (without a compiler, or on a GPU), and the native kernel of PyTorch and JAX (``ziv_kernel.c`` spells
+the same constants in C; the tests hold both to the bound below).
 
 Ziv's strategy: evaluate 1 / (1 + e^-x) in float64 with a proven relative error bound, round to float32, and
 send to an exact path only the inputs whose float64 value lies within that bound of a float32 rounding

@@ -1,0 +1,168 @@
+/* The float32 ``accurate`` sigmoid of the PyTorch and JAX backends as one native kernel: Ziv's strategy
+ * with the float64 fast path of ziv.py (its constants and error bound, see there), vectorised by the
+ * compiler, over blocks spread on OpenMP threads, and an exact path in long double for the inputs whose
+ * fast value lies within the bound of a float32 rounding midpoint (about 1 in 2^19.5).
+ *
+ * Built at first use by native.py with the system's C compiler (-O3 -march=native -fopenmp). The compiler
+ * may contract a * b + c into one fused multiply-add: that only removes roundings from the budget of
+ * ziv.py. Each thread runs with subnormals kept (no flush-to-zero), whatever its caller had set, so a
+ * subnormal result is rounded like any other.
+ */
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+#include <omp.h>
+#ifdef __SSE__
+#include <xmmintrin.h>
+#endif
+
+#define BLOCK 4096
+
+static const double INVLN2 = 1.4426950408889634;
+static const double LN2_HI = 6.93147180369123816490e-01;
+static const double LN2_LO = 1.90821492927058770002e-10;
+static const double SHIFT = 6755399441055744.0;
+static const int64_t ONE_BITS = 0x3FF0000000000000LL;
+static const double CLAMP = 110.0;
+static const double REL_BAND = 0x1p-44;
+
+/* The fast path for one input: 1 / (1 + e^-x) in float64 within ziv.py's error bound (no calls, no
+ * branches: GCC vectorises the loops that inline it). */
+static inline double fast_value(float xf) {
+    double y = -(double)xf;
+    y = y < -CLAMP ? -CLAMP : y;
+    y = y > CLAMP ? CLAMP : y;
+    double t = y * INVLN2 + SHIFT; /* t - SHIFT is rint(y / ln 2) */
+    double k = t - SHIFT;
+    double r = (y - k * LN2_HI) - k * LN2_LO;
+    double p = 1.0 / 39916800.0; /* Horner, 1/11! down to 1/0! */
+    p = p * r + 1.0 / 3628800.0;
+    p = p * r + 1.0 / 362880.0;
+    p = p * r + 1.0 / 40320.0;
+    p = p * r + 1.0 / 5040.0;
+    p = p * r + 1.0 / 720.0;
+    p = p * r + 1.0 / 120.0;
+    p = p * r + 1.0 / 24.0;
+    p = p * r + 1.0 / 6.0;
+    p = p * r + 0.5;
+    p = p * r + 1.0;
+    p = p * r + 1.0;
+    int64_t bits;
+    memcpy(&bits, &t, sizeof bits);
+    bits = (int64_t)((uint64_t)bits << 52) + ONE_BITS; /* the bits of 2^k */
+    double two_k;
+    memcpy(&two_k, &bits, sizeof two_k);
+    return 1.0 / (1.0 + p * two_k);
+}
+
+/* Whether the float64 value s may round otherwise than the true value: s (1 -+ REL_BAND) round apart.
+ * NaN inputs too (NaN != NaN). */
+static inline unsigned char is_hard(double s) {
+    return (float)(s * (1.0 - REL_BAND)) != (float)(s * (1.0 + REL_BAND));
+}
+
+/* The fast path over one block: out[i] = the float64 value rounded to float32, flag[i] = whether the exact
+ * path must redo it; returns whether any must (an OR: counting them here costs the loop 10%). */
+static unsigned char fast_block(const float *restrict x, float *restrict out, unsigned char *restrict flag,
+                                int64_t n) {
+    unsigned char any = 0;
+    for (int64_t i = 0; i < n; i++) {
+        double s = fast_value(x[i]);
+        out[i] = (float)s;
+        flag[i] = is_hard(s);
+        any |= flag[i];
+    }
+    return any;
+}
+
+/* For tests of the error bound: the float64 value before rounding, and the flag, of each input. */
+void sigbench_ziv_f32_fast_path(const float *x, double *wide, unsigned char *flag, int64_t n) {
+    for (int64_t i = 0; i < n; i++) {
+        wide[i] = fast_value(x[i]);
+        flag[i] = is_hard(wide[i]);
+    }
+}
+
+/* Near 0, sigmoid(x) = 1/2 + x/4 - x^3/48 + ...: 1/2 + x/4 is exact in long double for |x| >= 2^-60 (and
+ * below that every result rounds to 1/2 anyway). Where it is a float32 rounding midpoint (x = 3 2^-23, for
+ * one), the x^3 term, far below long double's precision, decides: the result lies just below the midpoint
+ * for x > 0 and just above it for x < 0. Elsewhere that term is too small to cross a midpoint when
+ * |x| < 2^-12: 1/2 + x/4 lies on a grid of x's ULP / 4, at least x^3 / 48 away from any midpoint. */
+static float near_half(float xf) {
+    long double x = xf, head = 0.5L + x / 4;
+    float rounded = (float)head;
+    long double error = head - rounded;
+    if (error == 0) {
+        return rounded;
+    }
+    float other = nextafterf(rounded, error > 0 ? 1.0f : 0.0f);
+    if (2 * fabsl(error) != fabsl((long double)other - rounded)) {
+        return rounded; /* not a midpoint */
+    }
+    return xf > 0 ? fminf(rounded, other) : fmaxf(rounded, other);
+}
+
+/* The exact path for one input: 1 / (1 + e^-x) in long double (64-bit significand on x86), rounded once;
+ * near 0, near_half. Correctly rounded on every float32 input (the exhaustive run checks it). */
+static float exact(float xf) {
+    long double x = xf;
+    if (fabsl(x) < 0x1p-12L) {
+        return near_half(xf);
+    }
+    if (x >= 0) {
+        return (float)(1.0L / (1.0L + expl(-x)));
+    }
+    long double z = expl(x);
+    return (float)(z / (1.0L + z));
+}
+
+static int64_t one_block(const float *x, float *out, int64_t n) {
+    unsigned char flag[BLOCK];
+    int64_t hard = 0;
+    if (!fast_block(x, out, flag, n)) {
+        return 0;
+    }
+    for (int64_t i = 0; i < n; i++) { /* about 1 block in 180 */
+        if (flag[i]) {
+            out[i] = exact(x[i]);
+            hard++;
+        }
+    }
+    return hard;
+}
+
+/* Blocks [first, last) on the calling thread, with subnormals kept (no flush-to-zero, no denormals-are-zero)
+ * whatever the thread had set: XLA's threads flush them. */
+static int64_t run_blocks(const float *x, float *out, int64_t n, int64_t first, int64_t last) {
+#ifdef __SSE__
+    unsigned int csr = _mm_getcsr();
+    _mm_setcsr(csr & ~0x8040u); /* FTZ is bit 15, DAZ bit 6 */
+#endif
+    int64_t hard = 0;
+    for (int64_t b = first; b < last; b++) {
+        int64_t start = b * BLOCK, len = n - start < BLOCK ? n - start : BLOCK;
+        hard += one_block(x + start, out + start, len);
+    }
+#ifdef __SSE__
+    _mm_setcsr(csr);
+#endif
+    return hard;
+}
+
+/* out = sigmoid(x), correctly rounded, for n float32 values on up to `threads` OpenMP threads (one block of
+ * BLOCK inputs or fewer runs on the calling thread alone); returns how many inputs took the exact path. */
+int64_t sigbench_ziv_f32(const float *x, float *out, int64_t n, int threads) {
+    int64_t blocks = (n + BLOCK - 1) / BLOCK, hard = 0;
+    if (threads > blocks) {
+        threads = (int)blocks;
+    }
+    if (threads <= 1) {
+        return run_blocks(x, out, n, 0, blocks);
+    }
+#pragma omp parallel num_threads(threads) reduction(+ : hard)
+    {
+        int64_t team = omp_get_num_threads(), me = omp_get_thread_num();
+        hard += run_blocks(x, out, n, blocks * me / team, blocks * (me + 1) / team);
+    }
+    return hard;
+}
