@@ -51,7 +51,7 @@ class JaxBackend:
     extra = "jax"
 
     def __init__(self) -> None:
-        self._threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        self._threads = os.cpu_count() or 1  # as the NumPy backend, until ``set_threads``
 
     def versions(self) -> dict[str, str]:
         import jaxlib
