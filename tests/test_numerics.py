@@ -133,24 +133,74 @@ def test_native_kernel_redoes_exactly_the_flagged_inputs_on_every_thread_count()
     assert out[-2] > 0 and out[-1] > 0  # subnormal results
 
 
+def _near_zero_odd_multiples() -> np.ndarray:
+    """Every odd multiple of 2^-24, 2^-23 and 2^-22 below 2^-8: near 0, 1/2 + x/4 is exactly a float32 midpoint
+    for some of them (x = 3 2^-23, 7 2^-23, -3 2^-24, ...), and only the x^3/48 term, below long double's
+    precision, decides the rounding."""
+    odd = np.arange(1, 1 << 12, 2)
+    x = np.concatenate([sign * odd * 2.0**e for sign in (1, -1) for e in (-24, -23, -22)]).astype(np.float32)
+    return np.ascontiguousarray(x[np.abs(x) < 2**-8])
+
+
+#: The five ties the first exhaustive run of the native kernel found misrounded.
+_NEAR_ZERO_TIES = np.float32([3 * 2.0**-23, 7 * 2.0**-23, -3 * 2.0**-24, -7 * 2.0**-24, -11 * 2.0**-24])
+
+
 def test_native_kernel_breaks_the_ties_near_zero():
-    """Near 0, 1/2 + x/4 is exactly a float32 midpoint for x = 3 2^-23, 7 2^-23, -3 2^-24, ...; only the x^3/48
-    term, below long double's precision, decides the rounding. The first exhaustive run of the kernel found
-    5 such inputs misrounded: every odd multiple of 2^-24, 2^-23 and 2^-22 below 2^-8 is checked here."""
+    """The kernel's exact path is right on every odd multiple near 0, the five ties included."""
     from sigbench_backends import native
 
     if native.compiler() is None:
         pytest.skip("no C compiler: the native kernel cannot be built")
-    odd = np.arange(1, 1 << 12, 2)
-    x = np.concatenate([sign * odd * 2.0**e for sign in (1, -1) for e in (-24, -23, -22)]).astype(np.float32)
-    x = np.ascontiguousarray(x[np.abs(x) < 2**-8])
+    x = _near_zero_odd_multiples()
     out = np.empty_like(x)
     native.kernel()(x.ctypes.data, out.ctypes.data, x.size, 1)
     want, _ = accuracy.correctly_rounded(x)
     assert (out == want).all(), x[out != want]
-    ties = np.float32([3 * 2.0**-23, 7 * 2.0**-23, -3 * 2.0**-24, -7 * 2.0**-24, -11 * 2.0**-24])
-    for value in ties.tolist():  # the five, against mpmath itself
+    for value in _NEAR_ZERO_TIES.tolist():  # the five, against mpmath itself
         assert out[x == value][0] == _mp_round(value, 24), value
+
+
+#: The 68 float32 inputs (bit patterns) whose sigmoid in float64, rounded once, is 1 ULP off (a sweep of all
+#: 2^32 inputs against ``correctly_rounded``; the test checks each against mpmath). All lie below 2^-15 in
+#: magnitude, where 1/2 + x/4 is a float32 midpoint and the float64 value falls on the wrong side of it.
+_FLOAT64_MISROUNDED = np.array([
+    0x34C00000, 0x35600000, 0x35B00000, 0x35F00000, 0x36180000, 0x36380000, 0x36580000, 0x36780000,
+    0x368C0000, 0x369C0000, 0x36AC0000, 0x36BC0000, 0x36CC0000, 0x36DC0000, 0x36EC0000, 0x36FC0000,
+    0x37060000, 0x370E0000, 0x37160000, 0x371E0000, 0x372E0000, 0x37360000, 0x373E0000, 0x37460000,
+    0x374E0000, 0x37560000, 0x375E0000, 0x37660000, 0xB4400000, 0xB4E00000, 0xB5300000, 0xB5700000,
+    0xB5980000, 0xB5B80000, 0xB5D80000, 0xB5F80000, 0xB60C0000, 0xB61C0000, 0xB62C0000, 0xB63C0000,
+    0xB64C0000, 0xB65C0000, 0xB66C0000, 0xB67C0000, 0xB6860000, 0xB68E0000, 0xB6960000, 0xB69E0000,
+    0xB6A60000, 0xB6AE0000, 0xB6B60000, 0xB6BE0000, 0xB6C60000, 0xB6EE0000, 0xB6F60000, 0xB6FE0000,
+    0xB7030000, 0xB7070000, 0xB70B0000, 0xB70F0000, 0xB7230000, 0xB7250000, 0xB7270000, 0xB72B0000,
+    0xB76B0000, 0xB7730000, 0xB7770000, 0xB7818000,
+], np.uint32).view(np.float32)
+
+
+@pytest.mark.parametrize("path", ["exact", "numba", "ufuncs"])
+def test_numpy_accurate_decides_the_inputs_float64_misrounds(monkeypatch, path):
+    """NumPy's exact path is the kernel's, in long double: right where the float64 form is 1 ULP off and on the
+    ties near 0, called alone and from both fast paths (which must find these inputs in their blocks)."""
+    need("numpy")
+    from sigbench_backends import numpy_backend
+
+    if not numpy_backend._LONG_DOUBLE_EXACT:
+        pytest.skip("NumPy's long double is float64 here: the exact path is the float64 form")
+    x = np.concatenate([_FLOAT64_MISROUNDED, _NEAR_ZERO_TIES])
+    want = np.float32([_mp_round(value, 24) for value in x.tolist()])
+    assert (numpy_backend.sigmoid_accurate(x) != want).sum() >= len(_FLOAT64_MISROUNDED)  # they are hard
+    if path == "exact":
+        got = numpy_backend.sigmoid_exact_float32(x)
+    else:
+        if path == "numba":
+            pytest.importorskip("numba")
+        else:
+            monkeypatch.setattr(numpy_backend, "numba_available", lambda: False)
+        inputs = accuracy.sample_inputs("float32", 20000, seed=3)  # the hard ones in several blocks
+        at = np.arange(x.size) * (inputs.size // x.size)
+        inputs[at] = x
+        got = numpy_backend.NumpyBackend().sigmoid("accurate", "float32", "cpu")(inputs)[at]
+    assert (got == want).all(), x[got != want]
 
 
 def test_native_build_is_cached_and_leaves_no_partial_file(tmp_path, monkeypatch):
@@ -353,3 +403,24 @@ def test_loss_bad_input_exits_2(argv, fragment, tmp_path, capsys):
         pytest.skip("no backend under test")
     assert main(["accuracy", *argv, "-o", str(tmp_path / "a"), "--backend", BACKENDS[0]]) == 2
     assert fragment in capsys.readouterr().err
+
+
+def test_numpy_accurate_places_its_output_half_a_page_from_its_input():
+    """The numba loop ran 4-5x slower where its output started a multiple of 4 KiB (or 16 bytes more) past its
+    input, as malloc placed it after a 4 MiB input ("4K aliasing"): the output is now kept half a page away,
+    whatever the input's address, and still reused while the input stays where it is."""
+    need("numpy")
+    pytest.importorskip("numba")
+    from sigbench_backends import numpy_backend
+
+    fn = numpy_backend.NumpyBackend().sigmoid("accurate", "float32", "cpu")
+    sample = accuracy.sample_inputs("float32", 5000, seed=11)
+    want, _ = accuracy.correctly_rounded(sample)
+    room = np.empty(sample.size + 1024, np.float32)
+    for shift in (0, 1, 4, 512, 1023):  # the input at every kind of page offset
+        x = room[shift:shift + sample.size]
+        x[:] = sample
+        out = fn(x)
+        assert (out.ctypes.data - x.ctypes.data) % 4096 == 2048, shift
+        assert ((out == want) | (np.isnan(out) & np.isnan(want))).all(), shift
+        assert fn(x) is out  # the same buffer while the input stays

@@ -160,12 +160,49 @@ def sigmoid_accurate(x: np.ndarray) -> np.ndarray:
     """Correctly rounded for half and single precision on all but a handful of inputs: the stable form in
     float64, rounded once (never through a flushing path, so subnormal results stay subnormal).
 
-    The slow path of ``accurate`` for float32, and all of it for float16 and float64.
+    ``accurate`` for float16 and float64 (float32 has Ziv's strategy, whose exact path is
+    ``sigmoid_exact_float32``).
     """
     if x.dtype == np.float64:
         return sigmoid_stable(x)
     with np.errstate(invalid="ignore"):  # NaN inputs stay NaN, quietly
         return sigmoid_stable(x.astype(np.float64)).astype(x.dtype)
+
+
+#: Whether NumPy's long double has x87's 64-bit significand (Linux and macOS on x86; on AArch64 Linux it is
+#: quadruple precision, wider still): the exact path of float32 ``accurate`` then decides every input.
+_LONG_DOUBLE_EXACT = np.finfo(np.longdouble).nmant >= 63
+
+
+def sigmoid_exact_float32(x: np.ndarray) -> np.ndarray:
+    """The exact path of float32 ``accurate``, for the few inputs the fast path cannot decide: the native
+    kernel's (``exact`` in ``ziv_kernel.c``) in NumPy. 1/(1 + e^-x) in long double, rounded once; near 0, where
+    1/2 + x/4 can be a float32 rounding midpoint that only the x^3/48 term decides, the tie is broken by the
+    sign of x. Correctly rounded on every float32 input (the exhaustive run checks it). Where long double is
+    float64 (Windows, Apple silicon), ``sigmoid_accurate``: off by 1 ULP on about 70 of the 2^32 inputs."""
+    if not _LONG_DOUBLE_EXACT:
+        return sigmoid_accurate(x)
+    with np.errstate(over="ignore", invalid="ignore"):  # NaN inputs stay NaN, quietly
+        wide = x.astype(np.longdouble)
+        z = np.exp(-np.abs(wide))
+        out = np.where(wide >= 0, 1 / (1 + z), z / (1 + z)).astype(np.float32)
+    small = np.abs(x) < np.float32(2.0**-12)
+    if small.any():
+        out[small] = _near_half(x[small])
+    return out
+
+
+def _near_half(x: np.ndarray) -> np.ndarray:
+    """sigmoid(x) for float32 |x| < 2^-12: 1/2 + x/4 (exact in long double), rounded; at a float32 midpoint the
+    result lies just below it for x > 0, just above for x < 0 (the -x^3/48 term). Away from midpoints that
+    term is too small to change the rounding (see ``near_half`` in ``ziv_kernel.c``)."""
+    head = 0.5 + x.astype(np.longdouble) / 4
+    rounded = head.astype(np.float32)
+    error = head - rounded
+    other = np.nextafter(rounded, np.where(error > 0, np.float32(1), np.float32(0)))
+    tie = (error != 0) & (2 * np.abs(error) == np.abs(other.astype(np.longdouble) - rounded))
+    toward_sign = np.where(x > 0, np.minimum(rounded, other), np.maximum(rounded, other))
+    return np.where(tie, toward_sign, rounded)
 
 
 def sigmoid_grad_handwritten(x: np.ndarray) -> np.ndarray:
@@ -251,7 +288,7 @@ class _AccurateSigmoid(_FastSigmoid):
     Fast path: a float64 evaluation with a proven relative error bound (a table of exp(-k/128) and a cubic),
     about 20 ufunc passes over a cache-sized block. Where its result lies within the bound of a float32
     rounding midpoint (about 1 input in 2000, found by a test on the float64 bits), or would be subnormal,
-    the slow path recomputes with the float64 stable form (libm's exp), the same as ``sigmoid_accurate``.
+    the exact path (``sigmoid_exact_float32``) recomputes it.
     """
 
     def __init__(self, backend: NumpyBackend) -> None:
@@ -268,7 +305,7 @@ class _AccurateSigmoid(_FastSigmoid):
                     hard.append(found + start)
         if hard:
             where = np.concatenate(hard)
-            out[where] = sigmoid_accurate(x[where])
+            out[where] = sigmoid_exact_float32(x[where])
 
     def _block(self, x: np.ndarray, out: np.ndarray) -> np.ndarray | None:
         """The fast path on one block; returns the indices the slow path must redo, or None."""
@@ -311,40 +348,68 @@ def numba_available() -> bool:
     return importlib.util.find_spec("numba") is not None
 
 
-#: Elements per block of the numba kernel: a block whose count of hard inputs is not 0 is redone whole by the
-#: exact path, so blocks stay small (at 2^-19 hard inputs, about 1 block in 128 is redone).
+#: Elements per block of the numba kernel: a block whose count of hard inputs is not 0 has its flags computed
+#: again to find them, so blocks stay small (at 2^-19.5 hard inputs, about 1 block in 180).
 _NUMBA_BLOCK = 4096
+
+
+_PAGE = 4096
+#: Where the numba loop's output starts, in bytes past its input's start modulo a 4 KiB page. Where the two
+#: are a multiple of 4 KiB apart or just past it, the loop's loads of x match its recent stores to out in
+#: their low 12 address bits, and the CPU holds each load back behind them ("4K aliasing"): 7 ms instead
+#: of 1.5 at n = 2^20 on 2 threads here, for whatever place malloc gave the buffer (an output right after
+#: its 4 MiB input is 16 bytes past it). Half a page is as far as can be from both sides.
+_OUT_PAGE_OFFSET = _PAGE // 2
 
 
 class NumbaAccurateSigmoid:
     """Correctly rounded float32 sigmoid by Ziv's strategy in one numba loop: the fast path of ``ziv`` (table-free,
     so LLVM vectorises it) over blocks spread on numba's threads, no temporaries; each block counts its inputs
-    within the error bound of a rounding midpoint (and NaNs), and the blocks with any are redone by
-    ``sigmoid_accurate``. Subnormal results stay subnormal: NumPy does not flush them."""
+    within the error bound of a rounding midpoint (and NaNs). In a block with any, the fast path's flags find
+    them again and the exact path (``sigmoid_exact_float32``) redoes just those. Subnormal results stay
+    subnormal: NumPy does not flush them. The reused output is placed away from the input (``_output_for``)."""
 
     def __init__(self, backend: NumpyBackend) -> None:
         import numba
 
         self._threads = min(backend._threads, numba.config.NUMBA_NUM_THREADS)  # type: ignore[attr-defined]
         self._kernel = numba_ziv().kernel
+        self._flags = numba_ziv().fast_path
+        self._buffer: np.ndarray | None = None
         self._out: np.ndarray | None = None
+        self._out_for = 0  # the address of the input ``_out`` was placed for
         self._hard_counts: np.ndarray | None = None
+        self._wide = np.empty(_NUMBA_BLOCK, np.float64)
+        self._hard = np.empty(_NUMBA_BLOCK, np.bool_)
+        self._flags(np.zeros(1, np.float32), self._wide[:1], self._hard[:1])  # compiled now, never in a timed call
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         import numba
 
-        out = self._out
-        if out is None or out.shape != x.shape or out.dtype != x.dtype:
-            out = self._out = np.empty_like(x)
-            self._hard_counts = np.empty(-(-x.size // _NUMBA_BLOCK), np.int32)
+        out = self._output_for(x)
         assert self._hard_counts is not None
         flat_in, flat_out = x.reshape(-1), out.reshape(-1)
         numba.set_num_threads(self._threads)
         self._kernel(flat_in, flat_out, self._hard_counts)
-        for block in np.flatnonzero(self._hard_counts):
-            where = slice(block * _NUMBA_BLOCK, (block + 1) * _NUMBA_BLOCK)
-            flat_out[where] = sigmoid_accurate(flat_in[where])
+        for block in np.flatnonzero(self._hard_counts):  # about 1 block in 180
+            start = block * _NUMBA_BLOCK
+            inputs = flat_in[start:start + _NUMBA_BLOCK]
+            self._flags(inputs, self._wide[:inputs.size], self._hard[:inputs.size])
+            hard = start + np.flatnonzero(self._hard[:inputs.size])
+            flat_out[hard] = sigmoid_exact_float32(flat_in[hard])
         return out
+
+    def _output_for(self, x: np.ndarray) -> np.ndarray:
+        """The reused output, placed half a page away from ``x`` modulo 4 KiB (see ``_OUT_PAGE_OFFSET``)."""
+        out, address = self._out, x.__array_interface__["data"][0]
+        if out is not None and out.shape == x.shape and address == self._out_for:
+            return out
+        if self._buffer is None or self._buffer.size != x.size + _PAGE // 4:
+            self._buffer = np.empty(x.size + _PAGE // 4, np.float32)
+            self._hard_counts = np.empty(-(-x.size // _NUMBA_BLOCK), np.int32)
+        shift = (address + _OUT_PAGE_OFFSET - self._buffer.ctypes.data) % _PAGE // 4
+        self._out, self._out_for = self._buffer[shift:shift + x.size].reshape(x.shape), address
+        return self._out
 
 
 class NumbaZiv(NamedTuple):
@@ -353,8 +418,8 @@ class NumbaZiv(NamedTuple):
     #: kernel(x, out, hard_counts): out = the fast path rounded to float32, hard_counts[b] = how many of block
     #: b's inputs the exact path must redo
     kernel: Callable[[np.ndarray, np.ndarray, np.ndarray], None]
-    #: fast_path(x, wide, hard): the float64 value before rounding and the hard flag, per element (for tests
-    #: of the error bound)
+    #: fast_path(x, wide, hard): the float64 value before rounding and the hard flag, per element (to find the
+    #: hard inputs of a block, and for tests of the error bound)
     fast_path: Callable[[np.ndarray, np.ndarray, np.ndarray], None]
 
 
