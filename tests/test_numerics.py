@@ -203,6 +203,36 @@ def test_numpy_accurate_decides_the_inputs_float64_misrounds(monkeypatch, path):
     assert (got == want).all(), x[got != want]
 
 
+def test_native_kernel_plain_loop_matches_the_avx2_one(tmp_path, monkeypatch):
+    """The kernel's hand-vectorised AVX2 path and its plain C loop (what a CPU without AVX2 and FMA builds) give
+    the same correctly rounded outputs and send the same inputs to the exact path, in whole chunks of 32 and
+    in the rest of a partial last block."""
+    import ctypes
+    import platform
+
+    from sigbench_backends import native
+
+    cc = native.compiler()
+    if cc is None or platform.machine().lower() not in ("x86_64", "amd64"):
+        pytest.skip("needs a C compiler on x86-64")
+    monkeypatch.setenv("SIGBENCH_CACHE_DIR", str(tmp_path))
+    x = np.concatenate([_hardest_float32(0x40A00000, 50), _hardest_float32(0xC1800000, 50), _NEAR_ZERO_TIES,
+                        accuracy.sample_inputs("float32", 70001, seed=17),
+                        np.array([np.nan, np.inf, -np.inf, -95.0, -103.0], np.float32)])
+    want, _ = accuracy.correctly_rounded(x)
+    results = []
+    for extra in ([], ["-mno-avx2", "-mno-fma"]):
+        library = ctypes.CDLL(str(native._build([cc, *native.FLAGS, *extra], native.KERNEL_SOURCE, "ziv")))
+        kernel = library.sigbench_ziv_f32
+        kernel.restype, kernel.argtypes = ctypes.c_int64, [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64,
+                                                           ctypes.c_int]
+        out = np.empty_like(x)
+        hard = kernel(x.ctypes.data, out.ctypes.data, x.size, 2)
+        assert ((out == want) | (np.isnan(out) & np.isnan(want))).all(), (extra, x[out != want][:5])
+        results.append(hard)
+    assert results[0] == results[1] >= 105  # the 100 hardest, the five ties and the NaN at least
+
+
 def test_native_build_is_cached_and_leaves_no_partial_file(tmp_path, monkeypatch):
     """A second build of the same source is the cached file, untouched; a failed build says what failed and
     leaves nothing behind."""

@@ -1,7 +1,8 @@
 /* The float32 ``accurate`` sigmoid of the PyTorch and JAX backends as one native kernel: Ziv's strategy
- * with the float64 fast path of ziv.py (its constants and error bound, see there), vectorised by the
- * compiler, over blocks spread on OpenMP threads, and an exact path in long double for the inputs whose
- * fast value lies within the bound of a float32 rounding midpoint (about 1 in 2^19.5).
+ * with the float64 fast path of ziv.py (its constants and error bound, see there), vectorised by hand with
+ * AVX2 and FMA (by the compiler elsewhere), over blocks spread on OpenMP threads, and an exact path in long
+ * double for the inputs whose fast value lies within the bound of a float32 rounding midpoint (about 1 in
+ * 2^19.5).
  *
  * Built at first use by native.py with the system's C compiler (-O3 -march=native -fopenmp). The compiler
  * may contract a * b + c into one fused multiply-add: that only removes roundings from the budget of
@@ -61,6 +62,105 @@ static inline unsigned char is_hard(double s) {
     return (float)(s * (1.0 - REL_BAND)) != (float)(s * (1.0 + REL_BAND));
 }
 
+#if defined(__AVX2__) && defined(__FMA__)
+/* With AVX2 and FMA, the fast path by hand, CHUNK inputs at a time. GCC's vectorisation of the plain loop
+ * below keeps the CPU waiting: each vector's chain of dependent operations (a conversion, the reduction, the
+ * 11 steps of Horner, the division, the rounding test) is about 100 cycles long, and the out-of-order window
+ * holds only a few such chains. Here every step is taken for 8 vectors (32 inputs) together, so 8
+ * independent chains are always in flight: 1.3-1.4x faster on 1 and 2 threads of this 2-core AMD EPYC, the
+ * outputs bit for bit the same. The operations are fast_value's, with its a * b + c as the fused
+ * multiply-adds GCC makes of them there, so the float64 values are the same. */
+#include <immintrin.h>
+
+#define VECTORS 8
+#define CHUNK (4 * VECTORS)
+
+static const double EXP_COEFFS[12] = {1.0, 1.0, 0.5, 1.0 / 6.0, 1.0 / 24.0, 1.0 / 120.0, 1.0 / 720.0,
+                                      1.0 / 5040.0, 1.0 / 40320.0, 1.0 / 362880.0, 1.0 / 3628800.0,
+                                      1.0 / 39916800.0};
+
+static inline void fast_chunk(const float *x, __m256d s[VECTORS]) {
+    __m256d y[VECTORS], t[VECTORS], r[VECTORS], p[VECTORS];
+    for (int j = 0; j < VECTORS; j++) { /* max/min return their second operand for NaN: y stays NaN */
+        y[j] = _mm256_xor_pd(_mm256_cvtps_pd(_mm_loadu_ps(x + 4 * j)), _mm256_set1_pd(-0.0));
+        y[j] = _mm256_min_pd(_mm256_set1_pd(CLAMP), _mm256_max_pd(_mm256_set1_pd(-CLAMP), y[j]));
+    }
+    for (int j = 0; j < VECTORS; j++) {
+        t[j] = _mm256_fmadd_pd(y[j], _mm256_set1_pd(INVLN2), _mm256_set1_pd(SHIFT));
+    }
+    for (int j = 0; j < VECTORS; j++) {
+        __m256d k = _mm256_sub_pd(t[j], _mm256_set1_pd(SHIFT));
+        r[j] = _mm256_fnmadd_pd(k, _mm256_set1_pd(LN2_LO), _mm256_fnmadd_pd(k, _mm256_set1_pd(LN2_HI), y[j]));
+    }
+    for (int j = 0; j < VECTORS; j++) {
+        p[j] = _mm256_fmadd_pd(_mm256_set1_pd(EXP_COEFFS[11]), r[j], _mm256_set1_pd(EXP_COEFFS[10]));
+    }
+    for (int c = 9; c >= 0; c--) {
+        for (int j = 0; j < VECTORS; j++) {
+            p[j] = _mm256_fmadd_pd(p[j], r[j], _mm256_set1_pd(EXP_COEFFS[c]));
+        }
+    }
+    for (int j = 0; j < VECTORS; j++) {
+        __m256i two_k = _mm256_add_epi64(_mm256_slli_epi64(_mm256_castpd_si256(t[j]), 52),
+                                         _mm256_set1_epi64x(ONE_BITS));
+        s[j] = _mm256_div_pd(_mm256_set1_pd(1.0),
+                             _mm256_fmadd_pd(p[j], _mm256_castsi256_pd(two_k), _mm256_set1_pd(1.0)));
+    }
+}
+
+/* SPREAD[m]: the 4 bits of m as 4 bytes of 0 or 1 (little-endian), the flags of 4 inputs. */
+static const uint32_t SPREAD[16] = {
+    0x00000000, 0x00000001, 0x00000100, 0x00000101, 0x00010000, 0x00010001, 0x00010100, 0x00010101,
+    0x01000000, 0x01000001, 0x01000100, 0x01000101, 0x01010000, 0x01010001, 0x01010100, 0x01010101};
+
+/* The fast path over one block: out[i] = the float64 value rounded to float32, flag[i] = whether the exact
+ * path must redo it; returns whether any must. Where s (1 -+ REL_BAND) round alike, (float) s is that value,
+ * so out takes the upper one and saves a conversion; the hard ones are overwritten. */
+static unsigned char fast_block(const float *restrict x, float *restrict out, unsigned char *restrict flag,
+                                int64_t n) {
+    const __m256d below = _mm256_set1_pd(1.0 - REL_BAND), above = _mm256_set1_pd(1.0 + REL_BAND);
+    unsigned any = 0;
+    int64_t i = 0;
+    for (; i + CHUNK <= n; i += CHUNK) {
+        __m256d s[VECTORS];
+        fast_chunk(x + i, s);
+        for (int j = 0; j < VECTORS; j++) {
+            __m128 up = _mm256_cvtpd_ps(_mm256_mul_pd(s[j], above));
+            __m128 down = _mm256_cvtpd_ps(_mm256_mul_pd(s[j], below));
+            _mm_storeu_ps(out + i + 4 * j, up);
+            unsigned hard = (unsigned)_mm_movemask_ps(_mm_cmp_ps(up, down, _CMP_NEQ_UQ)); /* NaN: unordered */
+            memcpy(flag + i + 4 * j, &SPREAD[hard], 4);
+            any |= hard;
+        }
+    }
+    for (; i < n; i++) {
+        double s = fast_value(x[i]);
+        out[i] = (float)s;
+        flag[i] = is_hard(s);
+        any |= flag[i];
+    }
+    return any != 0;
+}
+
+/* For tests of the error bound: the float64 value before rounding, and the flag, of each input (by the
+ * same code as fast_block, chunks then the rest). */
+void sigbench_ziv_f32_fast_path(const float *x, double *wide, unsigned char *flag, int64_t n) {
+    int64_t i = 0;
+    for (; i + CHUNK <= n; i += CHUNK) {
+        __m256d s[VECTORS];
+        fast_chunk(x + i, s);
+        for (int j = 0; j < VECTORS; j++) {
+            _mm256_storeu_pd(wide + i + 4 * j, s[j]);
+        }
+    }
+    for (; i < n; i++) {
+        wide[i] = fast_value(x[i]);
+    }
+    for (i = 0; i < n; i++) {
+        flag[i] = is_hard(wide[i]);
+    }
+}
+#else
 /* The fast path over one block: out[i] = the float64 value rounded to float32, flag[i] = whether the exact
  * path must redo it; returns whether any must (an OR: counting them here costs the loop 10%). */
 static unsigned char fast_block(const float *restrict x, float *restrict out, unsigned char *restrict flag,
@@ -82,6 +182,7 @@ void sigbench_ziv_f32_fast_path(const float *x, double *wide, unsigned char *fla
         flag[i] = is_hard(wide[i]);
     }
 }
+#endif
 
 /* Near 0, sigmoid(x) = 1/2 + x/4 - x^3/48 + ...: 1/2 + x/4 is exact in long double for |x| >= 2^-60 (and
  * below that every result rounds to 1/2 anyway). Where it is a float32 rounding midpoint (x = 3 2^-23, for
