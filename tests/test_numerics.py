@@ -92,13 +92,15 @@ def _native_fast_path(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def test_ziv_fast_path_keeps_its_error_bound(fast_path):
     """The float64 value of NumPy's numba fast path, and of the native kernel of PyTorch and JAX (compiled with
     -march=native, so possibly with fused multiply-adds), before rounding, against mpmath: within a quarter of
-    the band it tests (the bound of ``ziv``'s derivation is 2^-46.3, the band 2^-44), including where |r| is
-    largest, and where it flags nothing its float32 rounding is the correct one, subnormal results included."""
+    the band it tests (the bound of ``ziv``'s derivation is 2^-45.9, the band 2^-43), including where |r| is
+    largest and across all of r's range (where the polynomial's error peaks), and where it flags nothing its
+    float32 rounding is the correct one, subnormal results included."""
     from sigbench_backends import ziv
 
     starts = [0x3F000000, 0x40A00000, 0xC0A00000, 0x41500000, 0xC1800000, 0xC2A00000]
     widest_r = ((np.arange(-150, 20) + 0.5) * math.log(2)).astype(np.float32)  # |r| near ln 2 / 2
-    x = np.concatenate([_hardest_float32(start, 100) for start in starts] + [widest_r]
+    every_r = np.linspace(-0.3465, 0.3465, 2001).astype(np.float32)  # k = 0: r = -x
+    x = np.concatenate([_hardest_float32(start, 100) for start in starts] + [widest_r, every_r]
                        + [accuracy.sample_inputs("float32", 1000, seed=11)])
     x = x[np.isfinite(x) & (np.abs(x) < ziv.CLAMP)]
     wide, hard = fast_path(x)
@@ -111,6 +113,24 @@ def test_ziv_fast_path_keeps_its_error_bound(fast_path):
         if not flagged:
             assert float(np.float32(got)) == rounded, value
     assert 0 < hard.sum() < x.size  # the hardest inputs are flagged, the sample mostly not
+
+
+def test_native_kernel_spells_ziv_constants():
+    """``ziv_kernel.c`` writes the constants of ``ziv`` in C: the same float64 values, polynomial included."""
+    import re
+
+    from sigbench_backends import native, ziv
+
+    source = native.KERNEL_SOURCE.read_text()
+    coeffs = re.search(r"EXP_COEFFS\[\d+\] = \{([^}]*)\}", source)
+    assert coeffs is not None
+    assert tuple(float(c) for c in coeffs.group(1).split(",")) == ziv.EXP_COEFFS
+    for name in ("INVLN2", "LN2_HI", "LN2_LO", "SHIFT", "CLAMP", "REL_BAND"):
+        found = re.search(rf"static const double {name} = ([^;]+);", source)
+        assert found is not None, name
+        literal = found.group(1)
+        value = float.fromhex(literal) if literal.startswith("0x") else float(literal)
+        assert value == getattr(ziv, name), name
 
 
 def test_native_kernel_redoes_exactly_the_flagged_inputs_on_every_thread_count():

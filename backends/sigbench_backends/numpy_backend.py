@@ -428,7 +428,7 @@ def numba_ziv() -> NumbaZiv:
     """Compiled on first call, so numba is imported only here."""
     from numba import njit, prange
 
-    c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11 = ziv.EXP_COEFFS
+    c0, c1, c2, c3, c4, c5, c6, c7, c8, c9 = ziv.EXP_COEFFS
     below, above = 1 - ziv.REL_BAND, 1 + ziv.REL_BAND
 
     @njit(inline="always", fastmath=False)
@@ -437,8 +437,7 @@ def numba_ziv() -> NumbaZiv:
         t = y * ziv.INVLN2 + ziv.SHIFT  # numba keeps IEEE order: t - SHIFT is rint(y / ln 2)
         k = t - ziv.SHIFT
         r = (y - k * ziv.LN2_HI) - k * ziv.LN2_LO
-        p = ((((((((((c11 * r + c10) * r + c9) * r + c8) * r + c7) * r + c6) * r + c5) * r + c4) * r + c3) * r
-              + c2) * r + c1) * r + c0
+        p = ((((((((c9 * r + c8) * r + c7) * r + c6) * r + c5) * r + c4) * r + c3) * r + c2) * r + c1) * r + c0
         two_k = np.int64((np.float64(t).view(np.int64) << 52) + ziv.ONE_BITS).view(np.float64)
         s = 1.0 / (1.0 + p * two_k)
         return s, np.float32(s * below) != np.float32(s * above)
