@@ -278,7 +278,7 @@ def _redo_blocks(out: jax.Array, x: jax.Array, starts: jax.Array) -> jax.Array:
 
 
 _redo_blocks_jit = jax.jit(_redo_blocks, donate_argnums=0)
-#: Elements per block of the exact path's redo: about 1 input in 2^19.5 is hard, so 1 block in 700 is redone.
+#: Elements per block of the exact path's redo: about 1 input in 2^18.5 is hard, so 1 block in 350 is redone.
 _ZIV_BLOCK = 1024
 
 

@@ -349,7 +349,7 @@ def numba_available() -> bool:
 
 
 #: Elements per block of the numba kernel: a block whose count of hard inputs is not 0 has its flags computed
-#: again to find them, so blocks stay small (at 2^-19.5 hard inputs, about 1 block in 180).
+#: again to find them, so blocks stay small (at 2^-18.5 hard inputs, about 1 block in 90).
 _NUMBA_BLOCK = 4096
 
 
@@ -391,7 +391,7 @@ class NumbaAccurateSigmoid:
         flat_in, flat_out = x.reshape(-1), out.reshape(-1)
         numba.set_num_threads(self._threads)
         self._kernel(flat_in, flat_out, self._hard_counts)
-        for block in np.flatnonzero(self._hard_counts):  # about 1 block in 180
+        for block in np.flatnonzero(self._hard_counts):  # about 1 block in 90
             start = block * _NUMBA_BLOCK
             inputs = flat_in[start:start + _NUMBA_BLOCK]
             self._flags(inputs, self._wide[:inputs.size], self._hard[:inputs.size])

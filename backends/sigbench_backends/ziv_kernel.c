@@ -2,7 +2,7 @@
  * with the float64 fast path of ziv.py (its constants and error bound, see there), vectorised by hand with
  * AVX2 and FMA (by the compiler elsewhere), over blocks spread on OpenMP threads, and an exact path in long
  * double for the inputs whose fast value lies within the bound of a float32 rounding midpoint (about 1 in
- * 2^19.5).
+ * 2^18.5).
  *
  * Built at first use by native.py with the system's C compiler (-O3 -march=native -fopenmp). The compiler
  * may contract a * b + c into one fused multiply-add: that only removes roundings from the budget of
@@ -225,7 +225,7 @@ static int64_t one_block(const float *x, float *out, int64_t n) {
     if (!fast_block(x, out, flag, n)) {
         return 0;
     }
-    for (int64_t i = 0; i < n; i++) { /* about 1 block in 180 */
+    for (int64_t i = 0; i < n; i++) { /* about 1 block in 90 */
         if (FLAGGED(flag, i)) {
             out[i] = exact(x[i]);
             hard++;
