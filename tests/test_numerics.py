@@ -243,9 +243,7 @@ def test_native_kernel_plain_loop_matches_the_avx2_one(tmp_path, monkeypatch):
     results = []
     for extra in ([], ["-mno-avx2", "-mno-fma"]):
         library = ctypes.CDLL(str(native._build([cc, *native.FLAGS, *extra], native.KERNEL_SOURCE, "ziv")))
-        kernel = library.sigbench_ziv_f32
-        kernel.restype, kernel.argtypes = ctypes.c_int64, [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64,
-                                                           ctypes.c_int]
+        kernel = native.kernel_in(library)
         out = np.empty_like(x)
         hard = kernel(x.ctypes.data, out.ctypes.data, x.size, 2)
         assert ((out == want) | (np.isnan(out) & np.isnan(want))).all(), (extra, x[out != want][:5])

@@ -113,7 +113,13 @@ def kernel() -> ctypes._CFuncPtr:  # type: ignore[name-defined]
     """``kernel(x_ptr, out_ptr, n, threads) -> hard``: out = sigmoid(x), correctly rounded, for n contiguous
     float32 values on up to ``threads`` OpenMP threads; returns how many inputs took the exact path."""
     with _lock:
-        function = getattr(_kernel_library(), KERNEL_SYMBOL)
+        library = _kernel_library()
+    return kernel_in(library)
+
+
+def kernel_in(library: ctypes.CDLL) -> ctypes._CFuncPtr:  # type: ignore[name-defined]
+    """``kernel``'s function, typed, from a built kernel library (the tests load builds with other flags)."""
+    function = getattr(library, KERNEL_SYMBOL)
     function.restype = ctypes.c_int64
     function.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int]
     return function
