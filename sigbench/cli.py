@@ -175,9 +175,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     compare = commands.add_parser(
         "compare", help="NEW against BASE: ratios, confidence intervals, significance",
-        description="Match the cases of two runs and report NEW/BASE time ratios with 95% confidence intervals "
-                    "from a hierarchical bootstrap (processes, then samples), so a difference is judged against "
-                    "the noise between processes. SLOWER / FASTER: the whole interval lies beyond the threshold. "
+        description="Match the cases of two runs and report NEW/BASE time ratios: of the medians, and of each "
+                    "process's 10th percentile (the fast end, least touched by other jobs), which is judged, with "
+                    "its 95% confidence interval from a hierarchical bootstrap (processes, then samples), so a "
+                    "difference is judged against the noise between processes. SLOWER / FASTER: the whole "
+                    "interval lies beyond the threshold. "
                     "Exit 1 on a SLOWER case. `sigbench aa` shows how often this machine raises a false alarm.",
         epilog="example:\n  sigbench compare reports/run-A reports/run-B --threshold 5%",
         formatter_class=argparse.RawDescriptionHelpFormatter)

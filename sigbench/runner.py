@@ -12,6 +12,7 @@ import math
 import os
 import signal
 import statistics
+import sys
 import time
 import warnings
 from collections.abc import Callable, Iterator
@@ -121,14 +122,22 @@ def _stop_on_signals() -> Iterator[None]:
         _stop_requested.append(signum)
         _stop(signum)
 
+    def unraisable(report: Any) -> None:
+        # A signal that lands in a finaliser or a gc callback (JAX's, in the in-process mode) has its
+        # exception printed and dropped by Python. The stop is recorded above and taken at the next case.
+        if not isinstance(report.exc_value, (KeyboardInterrupt, Interrupted)):
+            previous_hook(report)
+
     previous = signal.signal(signal.SIGTERM, on_signal)
     # SIGINT only where Python's own handler is in force (a background job keeps it ignored)
     previous_int = signal.getsignal(signal.SIGINT)
     if previous_int is signal.default_int_handler:
         signal.signal(signal.SIGINT, on_signal)
+    previous_hook, sys.unraisablehook = sys.unraisablehook, unraisable
     try:
         yield
     finally:
+        sys.unraisablehook = previous_hook
         signal.signal(signal.SIGTERM, previous)
         if previous_int is signal.default_int_handler:
             signal.signal(signal.SIGINT, previous_int)

@@ -105,33 +105,39 @@ def process_medians(process_samples: Sequence[Sequence[float]]) -> np.ndarray:
     return np.array([float(np.median(np.asarray(s, dtype=np.float64))) for s in process_samples])
 
 
-def pooled_median(process_samples: Sequence[Sequence[float]]) -> float:
-    """The estimate a row reports: the geometric mean of the processes' medians.
+def pooled_quantile(process_samples: Sequence[Sequence[float]], quantile: float = 0.5) -> float:
+    """The geometric mean over processes of each process's ``quantile`` of its per-call times.
 
     Each process is one draw of the machine's state (address-space layout, allocator, thread placement),
     so every process weighs the same, however many samples its adaptive timer took.
     """
-    return float(np.exp(np.mean(np.log(process_medians(process_samples)))))
+    levels = [np.quantile(np.asarray(s, dtype=np.float64), quantile) for s in process_samples if len(s)]
+    return float(np.exp(np.mean(np.log(levels))))
+
+
+def pooled_median(process_samples: Sequence[Sequence[float]]) -> float:
+    """The estimate a row reports: the geometric mean of the processes' medians."""
+    return pooled_quantile(process_samples, 0.5)
 
 
 def hierarchical_bootstrap(process_samples: Sequence[Sequence[float]], resamples: int = BOOTSTRAP_RESAMPLES,
-                           seed: int = 0) -> np.ndarray:
-    """Bootstrap distribution of ``pooled_median``: resample processes, then each one's samples.
+                           seed: int = 0, quantile: float = 0.5) -> np.ndarray:
+    """Bootstrap distribution of ``pooled_quantile``: resample processes, then each one's samples.
 
     Two-level (hierarchical) bootstrap: a draw picks K processes with replacement, re-draws each picked
-    process's samples with replacement, and takes the geometric mean of their medians. Its spread holds
-    the variance between processes as well as within them; with one process it is the plain bootstrap
-    of the median.
+    process's samples with replacement, and takes the geometric mean of their ``quantile``. Its spread
+    holds the variance between processes as well as within them; with one process it is the plain
+    bootstrap of that quantile.
     """
     rng = np.random.default_rng(seed)
     groups = [np.asarray(s, dtype=np.float64) for s in process_samples if len(s)]
     if not groups:
         raise ValueError("no samples")
-    # within-process level: ``resamples`` bootstrap medians of every process, in log
+    # within-process level: ``resamples`` bootstrap quantiles of every process, in log
     inner = np.empty((resamples, len(groups)))
     for k, values in enumerate(groups):
         picks = rng.integers(0, values.size, size=(resamples, values.size))
-        inner[:, k] = np.log(np.median(values[picks], axis=1))
+        inner[:, k] = np.log(np.quantile(values[picks], quantile, axis=1))
     if len(groups) == 1:
         return np.exp(inner[:, 0])
     # process level: each draw picks K processes; a process picked twice gets independent inner draws
@@ -204,16 +210,17 @@ def summarize_processes(process_samples: Sequence[Sequence[float]], level: float
 
 
 def ratio_ci(base: Sequence[Sequence[float]], new: Sequence[Sequence[float]], level: float = 0.95,
-             seed: int = 0) -> tuple[float, float, float, float]:
-    """new/base ratio of ``pooled_median`` with its hierarchical-bootstrap interval and a two-sided p-value.
+             seed: int = 0, quantile: float = 0.5) -> tuple[float, float, float, float]:
+    """new/base ratio of ``pooled_quantile`` with its hierarchical-bootstrap interval and a two-sided p-value.
 
     Both runs are resampled independently, processes then samples, so a difference is judged against the
     noise between processes, not only within one; the interval is expanded for the fewer of the two runs'
     process counts (``expanded_level``). The p-value is twice the share of ratio draws on the
     far side of 1 (a bootstrap test of "no change").
     """
-    ratio = pooled_median(new) / pooled_median(base)
-    draws = hierarchical_bootstrap(new, seed=seed + 1) / hierarchical_bootstrap(base, seed=seed)
+    ratio = pooled_quantile(new, quantile) / pooled_quantile(base, quantile)
+    draws = (hierarchical_bootstrap(new, seed=seed + 1, quantile=quantile)
+             / hierarchical_bootstrap(base, seed=seed, quantile=quantile))
     processes = min(sum(1 for s in base if len(s)), sum(1 for s in new if len(s)))
     low, high = percentile_interval(draws, expanded_level(level, processes))
     beyond = np.count_nonzero(draws <= 1.0) if ratio >= 1 else np.count_nonzero(draws >= 1.0)

@@ -242,6 +242,30 @@ def test_interrupted_run_keeps_readable_partial_results_and_no_orphan(tmp_path, 
     assert not [p for p in out.iterdir() if p.name.startswith(".")]
 
 
+def test_a_stop_that_lands_in_a_finaliser_is_taken_quietly_and_other_errors_still_reported(monkeypatch):
+    """In the in-process mode SIGTERM can arrive inside a gc callback (JAX has one): Python then prints the
+    exception as "ignored". The stop is recorded and taken at the next case, so it must not be printed."""
+    from sigbench import runner
+    from sigbench.errors import Interrupted
+
+    class Finaliser:
+        def __init__(self, error):
+            self.error = error
+
+        def __del__(self):
+            raise self.error
+
+    reported = []
+    monkeypatch.setattr(sys, "unraisablehook", reported.append)  # what Python would print
+    with runner._stop_on_signals():
+        item = Finaliser(Interrupted(143))
+        del item
+        other = Finaliser(ValueError("a real bug"))
+        del other
+    assert [type(r.exc_value) for r in reported] == [ValueError]
+    assert sys.unraisablehook == reported.append
+
+
 @linux_only
 def test_a_killed_run_takes_its_workers_with_it(tmp_path):
     """SIGKILL cannot be caught: the kernel ends the workers (PR_SET_PDEATHSIG)."""
