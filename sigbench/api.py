@@ -174,7 +174,8 @@ def _as_results(value: Results | PathLike) -> Results:
 
 
 def compare(base: Results | PathLike, new: Results | PathLike, threshold: float = 0.05) -> pd.DataFrame:
-    """``sigbench compare``: one row per case timed in both, with new/base, its interval and a verdict."""
+    """``sigbench compare``: one row per case timed in both: new/base of the medians (``median_ratio``),
+    the judged new/base of each process's 10th percentile (``ratio``) with its interval, and a verdict."""
     import pandas as pd
 
     from sigbench import comparison
