@@ -18,7 +18,7 @@ from typing import Any
 from sigbench.errors import Interrupted
 from sigbench.results import atomic_write_text, load
 from sigbench.schema import KEY_COLUMNS
-from sigbench.stats import pooled_median, ratio_ci
+from sigbench.stats import ratio_ci
 
 #: Confidence level of the ratio's interval; a verdict beyond the threshold needs the whole interval there.
 LEVEL = 0.95
@@ -67,12 +67,12 @@ def compare_rows(base_rows: list[dict[str, Any]], new_rows: list[dict[str, Any]]
             continue
         old = base[_key(row)]
         old_samples, new_samples = process_samples(old), process_samples(row)
+        median_ratio = row["median_s"] / old["median_s"]  # each row's median is already pooled over processes
         if sum(map(len, old_samples)) >= 3 and sum(map(len, new_samples)) >= 3:
-            median_ratio = pooled_median(new_samples) / pooled_median(old_samples)
             ratio, low, high, p_value = ratio_ci(old_samples, new_samples, LEVEL, quantile=quantile)
             judged = f"p{quantile * 100:.0f}"
         else:  # no raw samples: the medians' own intervals bound the ratio
-            ratio = median_ratio = row["median_s"] / old["median_s"]
+            ratio = median_ratio
             low, high = row["ci_low_s"] / old["ci_high_s"], row["ci_high_s"] / old["ci_low_s"]
             p_value, judged = math.nan, "median"
         out.append({**{c: row.get(c) for c in KEY_COLUMNS}, "base_median_s": old["median_s"],
