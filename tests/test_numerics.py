@@ -270,6 +270,37 @@ def test_native_build_is_cached_and_leaves_no_partial_file(tmp_path, monkeypatch
     assert sorted(p.name for p in (tmp_path / "native").iterdir()) == [built.name]
 
 
+def test_numba_loops_compile_once_and_later_processes_load_them(tmp_path):
+    """NumPy's float32 ``accurate`` loops are compiled by the first process and loaded from the cache folder by
+    the next (numba's own counters say which), with the same results."""
+    import os
+    import subprocess
+    import sys
+
+    need("numpy")
+    pytest.importorskip("numba")
+    script = (
+        "import numpy as np\n"
+        "from sigbench_backends import numpy_backend\n"
+        "from sigbench.workloads import sigmoid_input\n"
+        "ziv = numpy_backend.numba_ziv()\n"
+        "x = sigmoid_input(10000, 'float32', 5)\n"
+        "out, counts = np.empty_like(x), np.empty(-(-x.size // ziv.block), np.int32)\n"
+        "ziv.kernel(x, out, counts)\n"
+        "import hashlib\n"
+        "print(sum(ziv.kernel.stats.cache_hits.values()), sum(ziv.kernel.stats.cache_misses.values()), "
+        "hashlib.sha256(out.tobytes()).hexdigest())\n"
+    )
+    env = dict(os.environ, SIGBENCH_CACHE_DIR=str(tmp_path))
+    runs = [subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True)
+            for _ in range(2)]
+    first, second = (run.stdout.split() for run in runs)
+    assert first[:2] == ["0", "1"] and second[:2] == ["1", "0"], (first, second)
+    assert first[2] == second[2]
+    copies = list((tmp_path / "numba").glob("sigbench_ziv_numba_*.py"))
+    assert len(copies) == 1 and any((tmp_path / "numba" / "__pycache__").glob("*.nbc"))
+
+
 @pytest.mark.parametrize("start_bits", [0x40A00000, 0xC1800000, 0xC2A00000])
 def test_accurate_without_a_compiler_takes_the_framework_path(backend, monkeypatch, start_bits):
     """Without a C/C++ compiler, PyTorch and JAX keep a correctly rounded float32 ``accurate`` through their own

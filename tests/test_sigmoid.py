@@ -20,6 +20,21 @@ def test_reference_sigmoid_known_values_and_extremes():
     assert out[0] == 0.0 and out[1] == 1.0 and 0 < out[2] < 1e-300
 
 
+
+@pytest.mark.parametrize("dtype", ["float16", "float32", "float64"])
+@pytest.mark.parametrize("size", [0, 5, 24, 1000, (1 << 18) * 2 + 7])
+def test_input_is_drawn_in_chunks_as_in_one_piece(dtype, size):
+    from sigbench.workloads import SIGMOID_SPECIAL_INPUTS
+
+    want = np.random.default_rng([3, size]).standard_normal(size) * 8.0
+    special = SIGMOID_SPECIAL_INPUTS[:size]
+    want[: len(special)] = special
+    with np.errstate(over="ignore"):
+        want = want.astype(dtype)
+    got = sigmoid_input(size, dtype, seed=3)
+    assert got.dtype == want.dtype and got.shape == (size,)
+    assert np.array_equal(got, want)
+
 @pytest.mark.parametrize("variant", ["naive", "stable", "builtin", "fast"])
 def test_tutorial_values(backend, variant):
     if variant not in usable_variants(backend):

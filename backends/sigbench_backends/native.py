@@ -24,6 +24,7 @@ import shutil
 import subprocess
 import tempfile
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 _HERE = Path(__file__).parent
@@ -57,12 +58,34 @@ def status(language: str = "c") -> str:
     return f"built at first use by {found} {' '.join(FLAGS[:3])}"
 
 
-def cache_dir() -> Path:
+def cache_root() -> Path:
+    """sigbench's cache folder: ``$SIGBENCH_CACHE_DIR``, else ``sigbench`` under ``$XDG_CACHE_HOME`` or ``~/.cache``."""
     base = os.environ.get("SIGBENCH_CACHE_DIR")
     if base:
-        return Path(base) / "native"
+        return Path(base)
     xdg = os.environ.get("XDG_CACHE_HOME")
-    return Path(xdg or Path.home() / ".cache") / "sigbench" / "native"
+    return Path(xdg or Path.home() / ".cache") / "sigbench"
+
+
+def cache_dir() -> Path:
+    return cache_root() / "native"
+
+
+def write_once(target: Path, write: Callable[[str], object]) -> Path:
+    """``target``, made by ``write(path)`` under a temporary name in its folder and renamed into place unless it
+    is there already: processes making it at once never see half a file."""
+    if target.exists():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, partial = tempfile.mkstemp(prefix=f".{target.stem}-", suffix=target.suffix, dir=target.parent)
+    os.close(fd)
+    try:
+        write(partial)
+        os.replace(partial, target)
+    finally:
+        if os.path.exists(partial):
+            os.unlink(partial)
+    return target
 
 
 def _cpu() -> str:
@@ -82,23 +105,14 @@ def _build(command: list[str], source: Path, name: str, key: tuple[str, ...] = (
     for part in [*command, _cpu(), source.read_text(), *key]:
         digest.update(part.encode())
         digest.update(b"\0")
-    folder = cache_dir()
-    target = folder / f"{name}-{digest.hexdigest()[:16]}.so"
-    if target.exists():
-        return target
-    folder.mkdir(parents=True, exist_ok=True)
-    fd, partial = tempfile.mkstemp(prefix=f".{name}-", suffix=".so", dir=folder)
-    os.close(fd)
-    full = [*command, "-o", partial, str(source), "-lm"]
-    try:
+
+    def compile_to(partial: str) -> None:
+        full = [*command, "-o", partial, str(source), "-lm"]
         done = subprocess.run(full, capture_output=True, text=True, check=False)
         if done.returncode != 0:
             raise BuildError(f"building the native Ziv kernel failed ({' '.join(full)}):\n{done.stderr.strip()}")
-        os.replace(partial, target)
-    finally:
-        if os.path.exists(partial):
-            os.unlink(partial)
-    return target
+
+    return write_once(cache_dir() / f"{name}-{digest.hexdigest()[:16]}.so", compile_to)
 
 
 @functools.cache

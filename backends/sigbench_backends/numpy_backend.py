@@ -8,6 +8,7 @@ import os
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -348,11 +349,6 @@ def numba_available() -> bool:
     return importlib.util.find_spec("numba") is not None
 
 
-#: Elements per block of the numba kernel: a block whose count of hard inputs is not 0 has its flags computed
-#: again to find them, so blocks stay small (at 2^-18.5 hard inputs, about 1 block in 90).
-_NUMBA_BLOCK = 4096
-
-
 _PAGE = 4096
 #: Where the numba loop's output starts, in bytes past its input's start modulo a 4 KiB page. Where the two
 #: are a multiple of 4 KiB apart or just past it, the loop's loads of x match its recent stores to out in
@@ -373,14 +369,13 @@ class NumbaAccurateSigmoid:
         import numba
 
         self._threads = min(backend._threads, numba.config.NUMBA_NUM_THREADS)  # type: ignore[attr-defined]
-        self._kernel = numba_ziv().kernel
-        self._flags = numba_ziv().fast_path
+        self._kernel, self._flags, self._block_size = numba_ziv()
         self._buffer: np.ndarray | None = None
         self._out: np.ndarray | None = None
         self._out_for = 0  # the address of the input ``_out`` was placed for
         self._hard_counts: np.ndarray | None = None
-        self._wide = np.empty(_NUMBA_BLOCK, np.float64)
-        self._hard = np.empty(_NUMBA_BLOCK, np.bool_)
+        self._wide = np.empty(self._block_size, np.float64)
+        self._hard = np.empty(self._block_size, np.bool_)
         self._flags(np.zeros(1, np.float32), self._wide[:1], self._hard[:1])  # compiled now, never in a timed call
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
@@ -392,8 +387,8 @@ class NumbaAccurateSigmoid:
         numba.set_num_threads(self._threads)
         self._kernel(flat_in, flat_out, self._hard_counts)
         for block in np.flatnonzero(self._hard_counts):  # about 1 block in 90
-            start = block * _NUMBA_BLOCK
-            inputs = flat_in[start:start + _NUMBA_BLOCK]
+            start = block * self._block_size
+            inputs = flat_in[start:start + self._block_size]
             self._flags(inputs, self._wide[:inputs.size], self._hard[:inputs.size])
             hard = start + np.flatnonzero(self._hard[:inputs.size])
             flat_out[hard] = sigmoid_exact_float32(flat_in[hard])
@@ -406,14 +401,14 @@ class NumbaAccurateSigmoid:
             return out
         if self._buffer is None or self._buffer.size != x.size + _PAGE // 4:
             self._buffer = np.empty(x.size + _PAGE // 4, np.float32)
-            self._hard_counts = np.empty(-(-x.size // _NUMBA_BLOCK), np.int32)
+            self._hard_counts = np.empty(-(-x.size // self._block_size), np.int32)
         shift = (address + _OUT_PAGE_OFFSET - self._buffer.ctypes.data) % _PAGE // 4
         self._out, self._out_for = self._buffer[shift:shift + x.size].reshape(x.shape), address
         return self._out
 
 
 class NumbaZiv(NamedTuple):
-    """The numba functions of float32 ``accurate``."""
+    """The numba functions of float32 ``accurate`` (``ziv_numba``)."""
 
     #: kernel(x, out, hard_counts): out = the fast path rounded to float32, hard_counts[b] = how many of block
     #: b's inputs the exact path must redo
@@ -421,44 +416,41 @@ class NumbaZiv(NamedTuple):
     #: fast_path(x, wide, hard): the float64 value before rounding and the hard flag, per element (to find the
     #: hard inputs of a block, and for tests of the error bound)
     fast_path: Callable[[np.ndarray, np.ndarray, np.ndarray], None]
+    #: elements per block of ``kernel``
+    block: int
 
 
 @functools.cache
 def numba_ziv() -> NumbaZiv:
-    """Compiled on first call, so numba is imported only here."""
-    from numba import njit, prange
+    """``ziv_numba``'s loops, so numba is imported only here. They are imported from a copy of that file in
+    sigbench's cache folder, named by a hash of it, ``ziv.py`` and the numba and Python versions: numba's
+    on-disk cache of their machine code (keyed by the copy's path and time stamp, and by the CPU) then
+    serves later worker processes and runs, and cannot outlive a change to the ``ziv`` constants."""
+    import hashlib
+    import importlib.util
+    import platform
+    import shutil
+    import sys
 
-    c0, c1, c2, c3, c4, c5, c6, c7, c8, c9 = ziv.EXP_COEFFS
-    below, above = 1 - ziv.REL_BAND, 1 + ziv.REL_BAND
+    import numba
 
-    @njit(inline="always", fastmath=False)
-    def fast_path(xf: np.float32) -> tuple[np.float64, np.bool_]:
-        y = min(max(-np.float64(xf), -ziv.CLAMP), ziv.CLAMP)
-        t = y * ziv.INVLN2 + ziv.SHIFT  # numba keeps IEEE order: t - SHIFT is rint(y / ln 2)
-        k = t - ziv.SHIFT
-        r = (y - k * ziv.LN2_HI) - k * ziv.LN2_LO
-        p = ((((((((c9 * r + c8) * r + c7) * r + c6) * r + c5) * r + c4) * r + c3) * r + c2) * r + c1) * r + c0
-        two_k = np.int64((np.float64(t).view(np.int64) << 52) + ziv.ONE_BITS).view(np.float64)
-        s = 1.0 / (1.0 + p * two_k)
-        return s, np.float32(s * below) != np.float32(s * above)
+    from sigbench_backends import native
 
-    @njit(parallel=True, fastmath=False)
-    def kernel(x: np.ndarray, out: np.ndarray, hard_counts: np.ndarray) -> None:
-        for block in prange(hard_counts.size):
-            start = block * _NUMBA_BLOCK
-            count = np.int64(0)
-            for i in range(start, min(start + _NUMBA_BLOCK, x.size)):
-                s, hard = fast_path(x[i])
-                out[i] = np.float32(s)
-                count += hard
-            hard_counts[block] = count
-
-    @njit(fastmath=False)
-    def fast_path_values(x: np.ndarray, wide: np.ndarray, hard: np.ndarray) -> None:
-        for i in range(x.size):
-            wide[i], hard[i] = fast_path(x[i])
-
-    return NumbaZiv(kernel, fast_path_values)
+    source = Path(__file__).with_name("ziv_numba.py")
+    digest = hashlib.sha256()
+    for part in (source.read_text(), Path(ziv.__file__).read_text(), numba.__version__, platform.python_version()):
+        digest.update(part.encode() + b"\0")
+    name = f"sigbench_ziv_numba_{digest.hexdigest()[:16]}"
+    copy = native.write_once(native.cache_root() / "numba" / f"{name}.py",
+                             lambda partial: shutil.copyfile(source, partial))
+    module = sys.modules.get(name)
+    if module is None:
+        spec = importlib.util.spec_from_file_location(name, copy)
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module  # numba's cache finds the module by name when it loads the machine code
+        spec.loader.exec_module(module)
+    return NumbaZiv(module.kernel, module.fast_path_values, module.BLOCK)
 
 
 class _NumexprSigmoid:
