@@ -299,6 +299,11 @@ def test_numba_loops_compile_once_and_later_processes_load_them(tmp_path):
     assert first[2] == second[2]
     copies = list((tmp_path / "numba").glob("sigbench_ziv_numba_*.py"))
     assert len(copies) == 1 and any((tmp_path / "numba" / "__pycache__").glob("*.nbc"))
+    # a cache folder that cannot be made (a file is in its place): the loops compile as without a cache
+    (tmp_path / "blocked").write_text("")
+    env["SIGBENCH_CACHE_DIR"] = str(tmp_path / "blocked" / "cache")
+    third = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True)
+    assert third.stdout.split() == ["0", "1", first[2]], third.stdout + third.stderr
 
 
 @pytest.mark.parametrize("start_bits", [0x40A00000, 0xC1800000, 0xC2A00000])

@@ -423,7 +423,7 @@ class NumbaZiv(NamedTuple):
 @functools.cache
 def numba_ziv() -> NumbaZiv:
     """``ziv_numba``'s loops, so numba is imported only here. They are imported from a copy of that file in
-    sigbench's cache folder, named by a hash of it, ``ziv.py`` and the numba and Python versions: numba's
+    sigbench's cache folder, named by a hash of it, ``ziv.py`` and the numba, NumPy and Python versions: numba's
     on-disk cache of their machine code (keyed by the copy's path and time stamp, and by the CPU) then
     serves later worker processes and runs, and cannot outlive a change to the ``ziv`` constants."""
     import hashlib
@@ -431,6 +431,7 @@ def numba_ziv() -> NumbaZiv:
     import platform
     import shutil
     import sys
+    import tempfile
 
     import numba
 
@@ -438,11 +439,16 @@ def numba_ziv() -> NumbaZiv:
 
     source = Path(__file__).with_name("ziv_numba.py")
     digest = hashlib.sha256()
-    for part in (source.read_text(), Path(ziv.__file__).read_text(), numba.__version__, platform.python_version()):
+    for part in (source.read_text(), Path(ziv.__file__).read_text(), numba.__version__, np.__version__,
+                 platform.python_version()):
         digest.update(part.encode() + b"\0")
     name = f"sigbench_ziv_numba_{digest.hexdigest()[:16]}"
-    copy = native.write_once(native.cache_root() / "numba" / f"{name}.py",
-                             lambda partial: shutil.copyfile(source, partial))
+    try:
+        copy = native.write_once(native.cache_root() / "numba" / f"{name}.py",
+                                 lambda partial: shutil.copyfile(source, partial))
+    except OSError:  # no writable cache folder: this process's own, so the loops compile as without a cache
+        copy = Path(tempfile.mkdtemp(prefix="sigbench-numba-")) / f"{name}.py"
+        shutil.copyfile(source, copy)
     module = sys.modules.get(name)
     if module is None:
         spec = importlib.util.spec_from_file_location(name, copy)

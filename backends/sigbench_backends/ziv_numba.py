@@ -1,10 +1,12 @@
-"""The numba loops of NumPy's float32 ``accurate`` sigmoid (Ziv's fast path of ``ziv``), compiled with ``cache=True``.
+"""The numba loops of NumPy's float32 ``accurate`` sigmoid (Ziv's fast path of ``ziv``), compiled with
+``cache=True``.
 
-Not imported as a package module: ``numpy_backend.numba_ziv`` loads a copy of this file kept in sigbench's cache
-folder under a name that hashes this file, ``ziv.py`` and numba's version. numba keys its on-disk cache by the
-defining file's path and time stamp only, not by the ``ziv`` constants it freezes in; the copy's name is what
-ties the cached machine code to them. A later worker process then loads the loops (about 0.5 s) instead of
-compiling them (about 2 s).
+Not imported as a package module: ``numpy_backend.numba_ziv`` loads a copy of this file kept in sigbench's
+cache folder, under a name that hashes this file, ``ziv.py`` and the numba, NumPy and Python versions. numba
+keys its on-disk cache by the defining file's path and time stamp only, not by the ``ziv`` constants it
+freezes in; the copy's name is what ties the cached machine code to them. A later worker process then loads
+the loops (about 0.5 s) instead of compiling them (about 2 s). Where no cache folder can be written, the copy
+goes to a temporary folder of the process, and the loops compile as they would without a cache.
 """
 import numpy as np
 from numba import njit, prange
