@@ -8,8 +8,15 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from conftest import run_sigmoid, usable_variants
+from sigbench.checks import ulp_distance
 
 STABLE = ("stable", "builtin", "fast")
+#: These variants are not correctly rounded, so they are monotone only up to their rounding: the textbook
+#: stable form z * r, with z = exp(-|x|) and r = 1 / (1 + z), rounds 1 + z, then r, then the product. In
+#: PyTorch's float32 it gives 0.5 at x = -2^-23 and 0.49999997 (one ULP lower) at x = -2^-24, where 1 + z
+#: rounds to 2 (found by this test). The correctly rounded ``accurate`` variants, monotone exactly, are
+#: checked against every float32 input elsewhere.
+MAX_DROP_ULP = 2
 SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 
@@ -33,7 +40,8 @@ def test_in_unit_interval_monotone_and_symmetric(backend, dtype):
                 y = run_sigmoid(backend, variant, x)
                 y_neg = run_sigmoid(backend, variant, (-x).astype(dtype))
             assert np.all((y >= 0) & (y <= 1)), variant
-            assert np.all(np.diff(y) >= 0), variant
+            drops = np.flatnonzero(np.diff(y) < 0)
+            assert np.all(ulp_distance(y[drops], y[drops + 1]) <= MAX_DROP_ULP), (variant, x[drops], y[drops])
             np.testing.assert_allclose(y_neg, 1 - y, atol=4 * np.finfo(dtype).eps, err_msg=variant)
 
     check()
@@ -61,3 +69,13 @@ def test_dtype_and_shape_kept_for_zero_d_empty_strided_inputs(backend):
             np.testing.assert_allclose(y, exact(x), rtol=8 * np.finfo(dtype).eps, atol=1e-300, err_msg=variant)
 
     check()
+
+
+def test_the_stable_form_drops_one_ulp_near_zero_and_no_more(backend):
+    """The case hypothesis found, kept: for x < 0 the stable form may fall one ULP below its neighbour where
+    1 + exp(x) rounds up to 2, never more (the reference is monotone, and every variant is within its check)."""
+    if "stable" not in usable_variants(backend):
+        pytest.skip("no stable variant")
+    x = np.array([-2.0**-23, -2.0**-24, -2.0**-25, 0.0], np.float32)
+    y = run_sigmoid(backend, "stable", x)
+    assert np.all(ulp_distance(y[:-1], y[1:]) <= 1) and y[-1] == 0.5
