@@ -44,15 +44,14 @@ def sigmoid_input(size: int, dtype: str, seed: int) -> np.ndarray:
     rng = np.random.default_rng([seed, size])
     out = np.empty(size, numpy_dtype(dtype))
     chunk = np.empty(max(1, min(size, _INPUT_CHUNK)))
-    for start in range(0, size, chunk.size):
-        values = chunk[: min(chunk.size, size - start)]
-        rng.standard_normal(out=values)
-        values *= 8.0
-        with np.errstate(over="ignore"):
-            out[start:start + values.size] = values
-    special = np.asarray(SIGMOID_SPECIAL_INPUTS[:size])
     with np.errstate(over="ignore"):
-        out[: special.size] = special
+        for start in range(0, size, chunk.size):
+            values = chunk[: min(chunk.size, size - start)]
+            rng.standard_normal(out=values)
+            values *= 8.0
+            out[start:start + values.size] = values
+        special = SIGMOID_SPECIAL_INPUTS[:size]
+        out[: len(special)] = special
     return out
 
 

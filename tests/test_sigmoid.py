@@ -20,7 +20,6 @@ def test_reference_sigmoid_known_values_and_extremes():
     assert out[0] == 0.0 and out[1] == 1.0 and 0 < out[2] < 1e-300
 
 
-
 @pytest.mark.parametrize("dtype", ["float16", "float32", "float64"])
 @pytest.mark.parametrize("size", [0, 5, 24, 1000, (1 << 18) * 2 + 7])
 def test_input_is_drawn_in_chunks_as_in_one_piece(dtype, size):
@@ -34,6 +33,7 @@ def test_input_is_drawn_in_chunks_as_in_one_piece(dtype, size):
     got = sigmoid_input(size, dtype, seed=3)
     assert got.dtype == want.dtype and got.shape == (size,)
     assert np.array_equal(got, want)
+
 
 @pytest.mark.parametrize("variant", ["naive", "stable", "builtin", "fast"])
 def test_tutorial_values(backend, variant):

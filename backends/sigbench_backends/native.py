@@ -71,6 +71,16 @@ def cache_dir() -> Path:
     return cache_root() / "native"
 
 
+def digest(*parts: str | list[str] | tuple[str, ...]) -> str:
+    """16 hex digits of a SHA-256 over ``parts`` (strings, or sequences of them, each kept apart): the name of a
+    cached build, so that a change to anything it depends on gives a new name."""
+    hashed = hashlib.sha256()
+    for part in parts:
+        for text in [part] if isinstance(part, str) else part:
+            hashed.update(text.encode() + b"\0")
+    return hashed.hexdigest()[:16]
+
+
 def write_once(target: Path, write: Callable[[str], object]) -> Path:
     """``target``, made by ``write(path)`` under a temporary name in its folder and renamed into place unless it
     is there already: processes making it at once never see half a file."""
@@ -101,10 +111,6 @@ def _cpu() -> str:
 def _build(command: list[str], source: Path, name: str, key: tuple[str, ...] = ()) -> Path:
     """The library built from ``source`` by ``command`` (compiler and flags; output and input appended), from
     the cache when it is there; ``key``: what else the build depends on (sources it includes, versions)."""
-    digest = hashlib.sha256()
-    for part in [*command, _cpu(), source.read_text(), *key]:
-        digest.update(part.encode())
-        digest.update(b"\0")
 
     def compile_to(partial: str) -> None:
         full = [*command, "-o", partial, str(source), "-lm"]
@@ -112,7 +118,7 @@ def _build(command: list[str], source: Path, name: str, key: tuple[str, ...] = (
         if done.returncode != 0:
             raise BuildError(f"building the native Ziv kernel failed ({' '.join(full)}):\n{done.stderr.strip()}")
 
-    return write_once(cache_dir() / f"{name}-{digest.hexdigest()[:16]}.so", compile_to)
+    return write_once(cache_dir() / f"{name}-{digest(command, _cpu(), source.read_text(), key)}.so", compile_to)
 
 
 @functools.cache

@@ -426,7 +426,6 @@ def numba_ziv() -> NumbaZiv:
     sigbench's cache folder, named by a hash of it, ``ziv.py`` and the numba, NumPy and Python versions: numba's
     on-disk cache of their machine code (keyed by the copy's path and time stamp, and by the CPU) then
     serves later worker processes and runs, and cannot outlive a change to the ``ziv`` constants."""
-    import hashlib
     import importlib.util
     import platform
     import shutil
@@ -438,11 +437,8 @@ def numba_ziv() -> NumbaZiv:
     from sigbench_backends import native
 
     source = Path(__file__).with_name("ziv_numba.py")
-    digest = hashlib.sha256()
-    for part in (source.read_text(), Path(ziv.__file__).read_text(), numba.__version__, np.__version__,
-                 platform.python_version()):
-        digest.update(part.encode() + b"\0")
-    name = f"sigbench_ziv_numba_{digest.hexdigest()[:16]}"
+    name = "sigbench_ziv_numba_" + native.digest(source.read_text(), Path(ziv.__file__).read_text(),
+                                                 numba.__version__, np.__version__, platform.python_version())
     try:
         copy = native.write_once(native.cache_root() / "numba" / f"{name}.py",
                                  lambda partial: shutil.copyfile(source, partial))
