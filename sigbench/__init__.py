@@ -1,7 +1,7 @@
 """sigbench: compare NumPy, PyTorch and JAX on the same work, checked and timed.
 
 Importing this package is light: no framework, no pandas. Backends load on first use, and the Python
-API (``run``, ``load``, ``compare``, ``accuracy``; see ``sigbench.api``) loads on first access.
+API (``run``, ``load``, ``compare``, ``accuracy``, ``ab``; see ``sigbench.api``) loads on first access.
 """
 from __future__ import annotations
 
@@ -14,13 +14,13 @@ __version__ = "0.2.0"
 #: Version of the results files (CSV/JSON) this sigbench writes and reads.
 SCHEMA_VERSION = 2
 
-_API = ("run", "load", "compare", "accuracy", "Results", "AccuracyResults")
+_API = ("run", "load", "compare", "accuracy", "ab", "Results", "AccuracyResults", "ABResults")
 
-__all__ = ["__version__", "SCHEMA_VERSION", "UsageError", "run", "load", "compare", "accuracy", "Results",
-           "AccuracyResults"]
+__all__ = ["__version__", "SCHEMA_VERSION", "UsageError", "run", "load", "compare", "accuracy", "ab", "Results",
+           "AccuracyResults", "ABResults"]
 
 if TYPE_CHECKING:
-    from sigbench.api import AccuracyResults, Results, accuracy, compare, load, run
+    from sigbench.api import ABResults, AccuracyResults, Results, ab, accuracy, compare, load, run
 
 
 def __getattr__(name: str) -> Any:

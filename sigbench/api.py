@@ -52,8 +52,8 @@ def _progress(show: bool, description: str) -> Iterator[Callable[[int, int, str]
         yield callback
 
 
-class Results:
-    """A run: its rows, metadata and status, and the folder its files are in."""
+class SavedDocument:
+    """A saved results document (a run's, an ab's): its rows, metadata and status, and its folder."""
 
     def __init__(self, document: dict[str, Any], directory: Path, exit_code: int = 0) -> None:
         self.document = document
@@ -71,6 +71,10 @@ class Results:
     @property
     def status(self) -> str:
         return str(self.document.get("status"))
+
+
+class Results(SavedDocument):
+    """A run: its rows, metadata and status, and the folder its files are in."""
 
     def frame(self) -> pd.DataFrame:
         """One row per case, with the columns of results.csv."""
@@ -160,17 +164,115 @@ def run(backends: str | Iterable[str] | None = None, *, variants: str | Iterable
         return execute(options, show)
 
 
-def load(path: PathLike) -> Results:
-    """A saved run: its folder or its results.json."""
-    from sigbench import results
+def load(path: PathLike) -> Results | ABResults:
+    """A saved run (its folder or its results.json), or a saved ``ab`` (its folder or ab-results.json)."""
+    from sigbench import abtest, results
 
+    if abtest.is_ab(Path(path)):
+        document = abtest.load(Path(path))
+        return ABResults(document, Path(document["path"]).parent)
     document = results.load(Path(path))
     directory = Path(document["path"]).parent
     return Results(document, directory)
 
 
+class ABResults(SavedDocument):
+    """An ``ab`` of two Python environments: a row per case with its verdict, and the folder of its files."""
+
+    @property
+    def sides(self) -> dict[str, Any]:
+        """Each side's name, interpreter, Python and package versions."""
+        return dict(self.metadata.get("sides", {}))
+
+    def frame(self) -> pd.DataFrame:
+        """One row per case, with the columns of ab-results.csv (verdict, ratio, ci_low, ci_high, rounds, ...)."""
+        from sigbench import abreport
+
+        return abreport.frame(self.rows)
+
+    def markdown(self) -> str:
+        """The whole report, as ab-results.md has it."""
+        from sigbench import abreport
+
+        return abreport.markdown(self.document)
+
+    def _repr_html_(self) -> str:
+        from sigbench import abreport
+
+        return f"<p><b>{abreport.summary_line(self.document)}</b></p>" + self.frame().to_html(index=False)
+
+    def __repr__(self) -> str:
+        return self.markdown()
+
+
+def ab(python_a: PathLike, python_b: PathLike, *, backends: str | Iterable[str] | None = None,
+       variants: str | Iterable[str] | None = None, workloads: str | Iterable[str] | None = None,
+       sizes: int | Iterable[int] | None = None, batches: int | Iterable[int] | None = None,
+       hiddens: int | Iterable[int] | None = None, dtype: str = "float32", device: str = "cpu",
+       preset: str = "default", threads: int | None = None, seed: int = 0,
+       case_timeout_s: float = DEFAULT_CASE_TIMEOUT_S, threshold: float = 0.05, level: float = 0.95,
+       max_time_s: float = 600.0, max_rounds: int | None = None, statistic: str = "median",
+       name_a: str | None = None, name_b: str | None = None, output_dir: PathLike | None = None,
+       force: bool = False, formats: Iterable[str] = ALL_FORMATS, progress: bool = False,
+       progress_callback: Callable[[int, int, str], None] | None = None) -> ABResults:
+    """``sigbench ab``: the same cases in two Python environments, in interleaved rounds.
+
+    Parameters
+    ----------
+    python_a, python_b
+        The two environments' interpreters (A is the baseline): paths, or names found on PATH.
+    backends, variants, workloads, sizes, batches, hiddens, dtype, device, preset, threads, seed
+        What to measure, as ``run`` selects it; the sigmoid sizes default to 2^10, 2^16 and 2^20, the
+        backends to those installed on both sides.
+    threshold
+        The change that counts, as a fraction (0.05: 5%).
+    level
+        The confidence of all intervals of all cases at all looks at once.
+    max_time_s, max_rounds
+        When to stop starting rounds if not every case is decided by then.
+    statistic
+        What each process gives a round: ``"median"`` or ``"p10"`` of its per-call times.
+
+    Returns
+    -------
+    ABResults
+        A row per case: ``verdict`` (slower, faster, same, undecided, error, skipped), ``ratio`` B/A with
+        ``ci_low`` and ``ci_high``, ``rounds``, ``detectable_ratio``; its files are in ``directory``.
+        Raises ``UsageError`` for bad input or an environment that lacks sigbench or a backend.
+    """
+    from sigbench import abtest
+    from sigbench.interface import WORKLOADS
+
+    if preset not in ("quick", "default", "rigorous"):
+        raise UsageError(f"unknown preset {preset!r}; choose from: quick, default, rigorous")
+    chosen = tuple(formats)
+    unknown = [f for f in chosen if f not in ALL_FORMATS]
+    if unknown:
+        raise UsageError(f"unknown format {unknown[0]!r}; choose from {', '.join(ALL_FORMATS)}")
+    run_options = RunOptions(
+        backends=_names(backends, "backends"), variants=_names(variants, "variants"),
+        workloads=_names(workloads, "workloads") or list(WORKLOADS), sizes=_whole_numbers(sizes, "sizes"),
+        dtype=dtype, device=device, preset=preset, threads=threads, seed=seed,
+        batches=_whole_numbers(batches, "batches"), hiddens=_whole_numbers(hiddens, "hiddens"),
+        output_dir=None if output_dir is None else Path(output_dir), force=force, formats=chosen,
+        case_timeout_s=case_timeout_s, measure_limits=False,
+    )
+    options = abtest.ABOptions(str(python_a), str(python_b), run_options, name_a=name_a, name_b=name_b,
+                                  threshold=threshold, level=level, max_time_s=max_time_s, max_rounds=max_rounds,
+                                  statistic=statistic)
+    if progress_callback is not None:
+        outcome = abtest.execute(options, progress_callback)
+    else:
+        with _progress(progress, "sigbench ab (seconds of max_time_s)") as show:
+            outcome = abtest.execute(options, show)
+    return ABResults(outcome.document, outcome.directory, outcome.exit_code)
+
+
 def _as_results(value: Results | PathLike) -> Results:
-    return value if isinstance(value, Results) else load(value)
+    loaded = value if isinstance(value, Results) else load(value)
+    if not isinstance(loaded, Results):
+        raise UsageError(f"{value}: an ab run holds both sides and its verdicts already (sigbench.load(...).frame())")
+    return loaded
 
 
 def compare(base: Results | PathLike, new: Results | PathLike, threshold: float = 0.05) -> pd.DataFrame:

@@ -139,6 +139,47 @@ def build_parser() -> argparse.ArgumentParser:
                     help="the change compare flags, e.g. 5%% (default)")
     aa.set_defaults(handler=cmd_aa, preset="default")
 
+    ab = commands.add_parser(
+        "ab", help="A/B of two Python environments: interleaved rounds until every case is decided",
+        description="Measure the same cases in two Python environments (e.g. jax 0.9 in one venv, jax 0.10 in\n"
+                    "another), each side's workers started with that side's interpreter. Each round runs one\n"
+                    "worker process per side and backend in an order drawn at random, each taking every case\n"
+                    "once; the verdict is on the rounds' paired ratios B/A. Rounds go on until every case's\n"
+                    "interval lies beyond --threshold (slower / faster) or within it (same), or until\n"
+                    "--max-time or --max-rounds. The intervals hold at every look and for every case at once\n"
+                    "(a schedule of looks, each spending a share of the error rate, split over the cases),\n"
+                    "so the error rate of the verdicts holds per run of ab. Writes ab-results.json, .csv, .md,\n"
+                    ".html and ab-ratios.png. Exit 1 when a case is slower, errs or fails its numerics check.\n"
+                    "Both sides need this sigbench and the backends compared; the message says how to\n"
+                    "install what is missing.",
+        epilog="examples:\n"
+               "  sigbench ab .venv-jax09/bin/python .venv-jax010/bin/python -b jax -w train\n"
+               "  sigbench ab .venv-np23/bin/python .venv-np24/bin/python -b numpy -w sigmoid --max-time 300\n"
+               "  sigbench ab python3 python3 -b numpy --threshold 2%   # an A/A: the same environment twice",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    ab.add_argument("python_a", metavar="PYTHON_A",
+                    help="side A's interpreter (the baseline), e.g. .venv-old/bin/python")
+    ab.add_argument("python_b", metavar="PYTHON_B", help="side B's interpreter, e.g. .venv-new/bin/python")
+    _add_selection_options(ab, sizes="2^10, 2^16, 2^20")
+    ab.add_argument("--threshold", type=percentage, default=0.05, metavar="P",
+                    help="the change that counts, e.g. 5%% (default 5%%)")
+    ab.add_argument("--max-time", type=positive_float, default=600.0, metavar="S",
+                    help="stop starting rounds after S seconds (default 600); the round under way finishes")
+    ab.add_argument("--max-rounds", type=positive_int, metavar="N", help="stop after N rounds (default: no limit)")
+    ab.add_argument("--level", type=float, default=0.95, metavar="C",
+                    help="confidence of the intervals, all cases and looks at once (default 0.95)")
+    ab.add_argument("--statistic", default="median", choices=("median", "p10"),
+                    help="what each process gives a round: its median per-call time (default) or its 10th "
+                         "percentile")
+    ab.add_argument("--name-a", metavar="NAME", help="side A's name (default: its differing package versions)")
+    ab.add_argument("--name-b", metavar="NAME", help="side B's name (default: its differing package versions)")
+    from sigbench.plan import DEFAULT_CASE_TIMEOUT_S
+
+    ab.add_argument("--case-timeout", type=positive_float, default=DEFAULT_CASE_TIMEOUT_S, metavar="S",
+                    help=f"kill a case (and its worker) after S seconds (default {DEFAULT_CASE_TIMEOUT_S:g})")
+    _add_output_options(ab, folder="ab")
+    ab.set_defaults(handler=cmd_ab, preset="default")
+
     demo = commands.add_parser("demo", help="the tutorial's first example: sigmoid of [-2, -1, 0, 1, 2]",
                                description="Print the sigmoid of [-2, -1, 0, 1, 2] in each backend.",
                                epilog="example:\n  sigbench demo --backend torch",
@@ -180,11 +221,15 @@ def build_parser() -> argparse.ArgumentParser:
                     "its 95% confidence interval from a hierarchical bootstrap (processes, then samples), so a "
                     "difference is judged against the noise between processes. SLOWER / FASTER: the whole "
                     "interval lies beyond the threshold. "
-                    "Exit 1 on a SLOWER case. `sigbench aa` shows how often this machine raises a false alarm.",
-        epilog="example:\n  sigbench compare reports/run-A reports/run-B --threshold 5%",
+                    "Exit 1 on a SLOWER case. `sigbench aa` shows how often this machine raises a false alarm. "
+                    "Given one ab run's folder (sigbench ab), it shows that run's verdicts, judged again at "
+                    "--threshold from the intervals the cases ended with.",
+        epilog="examples:\n  sigbench compare reports/run-A reports/run-B --threshold 5%\n"
+               "  sigbench compare reports/ab-20261206-120000 --threshold 10%   # an ab run's verdicts, again",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     compare.add_argument("base", type=Path, metavar="BASE", help="results.json or run folder")
-    compare.add_argument("new", type=Path, metavar="NEW", help="results.json or run folder")
+    compare.add_argument("new", type=Path, metavar="NEW", nargs="?",
+                         help="results.json or run folder (none where BASE is an ab run's folder)")
     compare.add_argument("--threshold", type=percentage, default=0.05, metavar="P",
                          help="slowdown that counts, e.g. 5%% (default)")
     compare.add_argument("--output", type=Path, metavar="FILE.md", help="also write the table here")
@@ -218,7 +263,8 @@ def build_parser() -> argparse.ArgumentParser:
     report = commands.add_parser(
         "report", help="rebuild the markdown, HTML page and plots from saved runs, merging several",
         description="Rebuild results.md, results.html and the plots from saved results; several runs (other "
-                    "machines, versions) are merged into one report with the machine as a dimension.",
+                    "machines, versions) are merged into one report with the machine as a dimension. Given an ab "
+                    "run's folder, rebuild its ab-results files.",
         epilog="example:\n  sigbench report reports/run-A reports/run-B --output-dir reports/merged",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     report.add_argument("paths", type=Path, nargs="+", metavar="PATH", help="results.json files or run folders")
@@ -228,14 +274,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _add_run_options(parser: argparse.ArgumentParser) -> None:
+def _add_selection_options(parser: argparse.ArgumentParser, sizes: str = "2^10, 2^12, ... 2^24") -> None:
+    """What to measure, as ``run`` and ``ab`` select it."""
     _add_backend_option(parser)
     parser.add_argument("--variant", "-v", action="append", default=[], metavar="NAME",
                         help="variant to run (repeat; default: all)")
     parser.add_argument("--workload", "-w", action="append", default=[], metavar="NAME",
                         help=f"one of {', '.join(WORKLOADS)} (repeat; default: both)")
     parser.add_argument("--size", "-n", action="append", default=[], type=positive_int, metavar="N",
-                        help="sigmoid input length, e.g. 4096 or 2^20 (repeat; default: 2^10, 2^12, ... 2^24)")
+                        help=f"sigmoid input length, e.g. 4096 or 2^20 (repeat; default: {sizes})")
     parser.add_argument("--batch", action="append", default=[], type=positive_int, metavar="N",
                         help="training batch size (repeat; default 32)")
     parser.add_argument("--hidden", action="append", default=[], type=positive_int, metavar="N",
@@ -247,19 +294,27 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
                         help="a smoke run: few sizes, short timing (seconds per backend)")
     preset.add_argument("--rigorous", dest="preset", action="store_const", const="rigorous",
                         help="long timing for tight confidence intervals")
-    parser.add_argument("--min-time", type=positive_float, metavar="S", help="sample each case at least S seconds")
-    parser.add_argument("--max-time", type=positive_float, metavar="S", help="sample each case at most S seconds")
+
+
+def _add_output_options(parser: argparse.ArgumentParser, folder: str = "run") -> None:
     parser.add_argument("--threads", type=positive_int, metavar="N", help="CPU threads for every backend "
                         "(default: all cores)")
     parser.add_argument("--seed", type=non_negative_int, default=0, metavar="S", help="seed of every input (default 0)")
     parser.add_argument("--output-dir", "-o", type=Path, metavar="DIR",
-                        help="where to write (default: a new folder reports/run-<time>)")
+                        help=f"where to write (default: a new folder reports/{folder}-<time>)")
     parser.add_argument("--force", action="store_true", help="write into a non-empty --output-dir")
     parser.add_argument("--format", type=formats, default=FORMATS, metavar="LIST",
-                        help=f"files to write besides results.json: any of {','.join(FORMATS)} (default all)")
+                        help=f"files to write besides the JSON: any of {','.join(FORMATS)} (default all)")
     parser.add_argument("--quiet", "-q", action="store_true",
                         help="no progress (a bar on a terminal, else plain lines on stderr; --json implies --quiet)")
     parser.add_argument("--json", action="store_true", help="print the results JSON to stdout instead of the table")
+
+
+def _add_run_options(parser: argparse.ArgumentParser) -> None:
+    _add_selection_options(parser)
+    parser.add_argument("--min-time", type=positive_float, metavar="S", help="sample each case at least S seconds")
+    parser.add_argument("--max-time", type=positive_float, metavar="S", help="sample each case at most S seconds")
+    _add_output_options(parser)
     _add_execution_options(parser)
 
 
@@ -371,6 +426,31 @@ def cmd_aa(args: argparse.Namespace) -> int:
     print(f"sigbench aa: {len(outcome.flagged)} of {len(outcome.rows)} cases flagged beyond {args.threshold:.0%} "
           f"({outcome.rate:.1%}; goal at most {comparison.AA_GOAL:.0%}); runs and aa.md in {directory}/",
           file=sys.stderr)
+    return outcome.exit_code
+
+
+def cmd_ab(args: argparse.Namespace) -> int:
+    from sigbench import api, progress
+    from sigbench.abreport import AB_JSON
+
+    with progress.bar("sigbench ab (seconds of --max-time)", quiet=args.quiet or args.json) as show:
+        outcome = api.ab(args.python_a, args.python_b, backends=args.backend, variants=args.variant,
+                         workloads=args.workload or None, sizes=args.size or None, batches=args.batch or None,
+                         hiddens=args.hidden or None, dtype=args.dtype, device=args.device, preset=args.preset,
+                         threads=args.threads, seed=args.seed, case_timeout_s=args.case_timeout,
+                         threshold=args.threshold, level=args.level, max_time_s=args.max_time,
+                         max_rounds=args.max_rounds, statistic=args.statistic, name_a=args.name_a,
+                         name_b=args.name_b, output_dir=args.output_dir, force=args.force, formats=args.format,
+                         progress_callback=show)
+    if args.json:
+        print((outcome.directory / AB_JSON).read_text(encoding="utf-8"))
+    else:
+        print(outcome.markdown())
+    if outcome.status != "complete":
+        print(f"sigbench ab: {outcome.status}; the {len(outcome.document['rounds'])} finished rounds are saved in "
+              f"{outcome.directory}/", file=sys.stderr)
+    else:
+        print(f"sigbench ab: results in {outcome.directory}/", file=sys.stderr)
     return outcome.exit_code
 
 
@@ -490,8 +570,25 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from sigbench import comparison
+    from sigbench import abtest, comparison
 
+    if abtest.is_ab(args.base) or (args.new is not None and abtest.is_ab(args.new)):
+        if args.new is not None:
+            raise UsageError("an ab run holds both sides already: give its folder alone, "
+                             "e.g. sigbench compare reports/ab-<time>")
+        from sigbench import abreport
+        from sigbench.results import atomic_write_text
+
+        document = abtest.load(args.base)
+        document["rows"] = abtest.rejudge(document, args.threshold)
+        document.setdefault("metadata", {})["threshold"] = args.threshold
+        text = abreport.markdown(document)
+        print(text)
+        if args.output is not None:
+            atomic_write_text(args.output, text)
+        return EXIT_FAILED if any(row.get("verdict") == "slower" for row in document["rows"]) else EXIT_OK
+    if args.new is None:
+        raise UsageError("compare needs two runs, BASE and NEW (or one ab run's folder)")
     return comparison.main(args.base, args.new, args.threshold, args.output)
 
 
@@ -508,8 +605,20 @@ def cmd_accuracy(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from sigbench import results
+    from sigbench import abtest, results
 
+    if any(abtest.is_ab(path) for path in args.paths):
+        if len(args.paths) != 1:
+            raise UsageError("report rebuilds one ab run at a time, and does not merge it with runs")
+        from sigbench import abreport
+
+        document = abtest.load(args.paths[0])
+        document.pop("path", None)
+        directory = results.prepare_output_dir(args.output_dir, args.force, prefix="ab")
+        abreport.write(directory, document, FORMATS, final=True)
+        print(abreport.markdown(document))
+        print(f"sigbench: report of the ab run in {directory}/", file=sys.stderr)
+        return EXIT_OK
     documents = [results.load(path) for path in args.paths]
     directory = results.prepare_output_dir(args.output_dir, args.force)
     text = results.write_merged(directory, documents)

@@ -22,6 +22,9 @@ from sigbench.errors import UsageError
 
 #: Seconds a worker may take to start and describe its backend (importing torch takes ~2 s).
 START_TIMEOUT_S = 300.0
+#: The version of the requests and replies a worker speaks (``worker.handle``). ``sigbench ab`` starts
+#: workers in other Python environments and requires theirs to match; change it with the messages.
+WORKER_PROTOCOL = 1
 
 
 class WorkerFailed(Exception):
@@ -93,18 +96,37 @@ def worker_environment(name: str) -> dict[str, str]:
     return env
 
 
+def other_environment() -> dict[str, str]:
+    """The environment of a worker run by another Python environment's interpreter (``sigbench ab``).
+
+    Unlike ``worker_environment``, it adds none of this process's import path (that would import this
+    environment's packages there); a user's own PYTHONPATH stays, made absolute, since such a worker runs
+    in a folder of its own, where no ``sigbench`` source folder can shadow that environment's.
+    """
+    env = dict(os.environ)
+    if env.get("PYTHONPATH"):
+        env["PYTHONPATH"] = os.pathsep.join(os.path.abspath(p) for p in env["PYTHONPATH"].split(os.pathsep) if p)
+    env.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
 class ProcessBackend:
     """A worker process for one backend. Every reply has a deadline; past it the worker is killed."""
 
-    def __init__(self, name: str, threads: int | None, start_timeout_s: float = START_TIMEOUT_S) -> None:
-        command = [sys.executable, "-m", "sigbench.worker", name]
+    def __init__(self, name: str, threads: int | None, start_timeout_s: float = START_TIMEOUT_S,
+                 python: str | None = None, cwd: str | None = None) -> None:
+        """``python``: another environment's interpreter, run in the folder ``cwd`` (``sigbench ab``);
+        None: this one's, with this process's import path."""
+        command = [python or sys.executable, "-m", "sigbench.worker", name]
         if threads is not None:
             command += ["--threads", str(threads)]
         self.name = name
         self._stderr = tempfile.TemporaryFile()
         self._buffer = b""
+        env = worker_environment(name) if python is None else other_environment()
         self._process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                         stderr=self._stderr, env=worker_environment(name), close_fds=True)
+                                         stderr=self._stderr, env=env, cwd=cwd, close_fds=True)
         try:
             hello = self._read(start_timeout_s, "starting")
         except BaseException:
@@ -194,14 +216,20 @@ class ProcessBackend:
 class Engine:
     """Starts backends in worker processes or in this process, and stops every one it started."""
 
-    def __init__(self, in_process: bool, threads: int | None) -> None:
+    def __init__(self, in_process: bool, threads: int | None, python: str | None = None,
+                 cwd: str | None = None) -> None:
+        """``python`` and ``cwd``: workers of another Python environment (``ProcessBackend``)."""
+        if in_process and python is not None:
+            raise ValueError("another environment's workers cannot run in this process")
         self.in_process = in_process
         self.threads = threads
+        self.python = python
+        self.cwd = cwd
         self._live: list[BackendHandle] = []
 
     def start(self, name: str) -> BackendHandle:
         handle: BackendHandle = (InProcessBackend(name, self.threads) if self.in_process
-                                 else ProcessBackend(name, self.threads))
+                                 else ProcessBackend(name, self.threads, python=self.python, cwd=self.cwd))
         self._live.append(handle)
         return handle
 

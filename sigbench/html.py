@@ -207,7 +207,7 @@ if (picker) picker.addEventListener("change", () => showMachine(picker.value));
 """
 
 
-class _Figures:
+class Figures:
     """Collects the figures of a page; each becomes a div here and a Plotly.newPlot call in the script."""
 
     def __init__(self) -> None:
@@ -221,7 +221,7 @@ class _Figures:
         return f'<div class="chart" id="{figure_id}" data-series="{len(data)}"></div>'
 
 
-def page(title: str, body: str, figures: _Figures) -> str:
+def page(title: str, body: str, figures: Figures) -> str:
     """The whole document: style, body, Plotly inlined, then the figures and the page's own script."""
     return (f'<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
             f'<meta name="viewport" content="width=device-width, initial-scale=1">\n'
@@ -267,7 +267,7 @@ def _trace_style(row: pd.Series) -> tuple[dict[str, Any], dict[str, Any]]:
             {"color": colour, "symbol": _SYMBOLS.get(marker, "circle"), "size": 7})
 
 
-def _sigmoid_charts(section: report.Section, machines: int, bandwidth: dict[str, float], figures: _Figures) -> str:
+def _sigmoid_charts(section: report.Section, machines: int, bandwidth: dict[str, float], figures: Figures) -> str:
     times, rates = [], []
     for name, line in _series(section.group, machines):
         first = line.iloc[0]
@@ -299,7 +299,7 @@ def _sigmoid_charts(section: report.Section, machines: int, bandwidth: dict[str,
         "yaxis": {"title": {"text": "GB/s read + written"}, "rangemode": "tozero"}}) + "</div>"
 
 
-def _train_chart(section: report.Section, machines: int, figures: _Figures) -> str:
+def _train_chart(section: report.Section, machines: int, figures: Figures) -> str:
     bars = []
     for name, line in _series(section.group, machines):
         style, _ = _trace_style(line.iloc[0])
@@ -329,7 +329,7 @@ def run_page(documents: list[dict[str, Any]], notes: str = "") -> str:
         for host in hosts:
             if gbps:
                 bandwidth[host] = float(gbps)
-    figures = _Figures()
+    figures = Figures()
     body = ["<h1>sigbench results</h1>"]
     status = ", ".join(sorted({str(d.get("status")) for d in documents}))
     if status != "complete":
@@ -379,7 +379,7 @@ def accuracy_page(table: pd.DataFrame, facts: list[dict[str, Any]],
     """
     import numpy as np
 
-    figures = _Figures()
+    figures = Figures()
     body = ["<h1>sigbench accuracy</h1>",
             "<p>Error of each sigmoid in ULPs of its dtype against the correctly rounded sigmoid. Hover a point "
             "for its input and error; click a legend entry to hide a series; click a table header to sort.</p>",
@@ -422,7 +422,7 @@ def loss_page(table: pd.DataFrame, curves: dict[tuple[str, float], list[tuple[st
     """
     import numpy as np
 
-    figures = _Figures()
+    figures = Figures()
     body = ["<h1>sigbench accuracy: the binary cross-entropy</h1>",
             f"<p>Relative error of each form of the per-element loss and of its gradient with respect to the logit, "
             f"against mpmath, in {html.escape(dtype)} (log scale, errors below {floor:g} drawn at {floor:g}). Hover a "

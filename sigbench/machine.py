@@ -29,6 +29,23 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+#: The CPU flags that decide which vector kernels run (reported with every figure).
+VECTOR_FLAGS = ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512_bf16", "avx512_fp16",
+                "amx_tile", "asimd", "sve")
+
+
+def vector_extensions() -> list[str]:
+    """The vector instruction sets this CPU has, among ``VECTOR_FLAGS`` (Linux; empty elsewhere)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith(("flags", "Features")):
+                present = set(line.split(":", 1)[1].split())
+                return [flag for flag in VECTOR_FLAGS if flag in present]
+    except OSError:
+        pass
+    return []
+
+
 def available_memory_bytes() -> int | None:
     """MemAvailable from /proc/meminfo, or None where the system does not say."""
     try:

@@ -132,8 +132,9 @@ def sizes_of(options: RunOptions) -> list[int]:
     return options.sizes or list(QUICK_SIZES if options.preset == "quick" else DEFAULT_SIZES)
 
 
-def validate_request(options: RunOptions) -> list[str]:
-    """Everything checkable without a framework; returns the backends to run, each known and installed."""
+def validate_options(options: RunOptions) -> None:
+    """Everything checkable without a framework or the backends' names: workloads, dtype, device, preset,
+    processes, timeout, and the sizes against the memory available."""
     for workload in options.workloads:
         if workload not in WORKLOADS:
             raise UsageError(f"unknown workload {workload!r}; choose from: {', '.join(WORKLOADS)}")
@@ -151,6 +152,14 @@ def validate_request(options: RunOptions) -> list[str]:
         raise UsageError("--processes must be at least 1")
     if not options.case_timeout_s > 0:
         raise UsageError("--case-timeout must be a positive number of seconds")
+    if "sigmoid" in options.workloads:
+        for size in sizes_of(options):
+            check_memory(size, options.dtype)
+
+
+def validate_request(options: RunOptions) -> list[str]:
+    """Everything checkable without a framework; returns the backends to run, each known and installed."""
+    validate_options(options)
     names = list(dict.fromkeys(options.backends or registry.installed_names()))
     if not names:
         raise UsageError("no backend is installed; install one with: pip install 'sigbench[numpy]'")
@@ -160,9 +169,6 @@ def validate_request(options: RunOptions) -> list[str]:
         if missing:
             raise UsageError(f"backend {name!r} is not installed (missing: {', '.join(missing)}); "
                              f"install it with: {registry.install_hint(spec)}")
-    if "sigmoid" in options.workloads:
-        for size in sizes_of(options):
-            check_memory(size, options.dtype)
     return names
 
 

@@ -26,11 +26,11 @@ RESULTS_MD = "results.md"
 RESULTS_HTML = "results.html"
 
 
-def new_run_dir(base: Path = Path("reports")) -> Path:
-    """A fresh folder under ``base``, never one that exists."""
+def new_run_dir(base: Path = Path("reports"), prefix: str = "run") -> Path:
+    """A fresh folder ``PREFIX-<time>`` under ``base``, never one that exists."""
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     for attempt in range(1000):
-        path = base / (f"run-{stamp}" if attempt == 0 else f"run-{stamp}-{attempt}")
+        path = base / (f"{prefix}-{stamp}" if attempt == 0 else f"{prefix}-{stamp}-{attempt}")
         try:
             path.mkdir(parents=True, exist_ok=False)
             return path
@@ -41,10 +41,10 @@ def new_run_dir(base: Path = Path("reports")) -> Path:
     raise UsageError(f"cannot find a free run folder name under {base}")
 
 
-def prepare_output_dir(path: Path | None, force: bool) -> Path:
+def prepare_output_dir(path: Path | None, force: bool, prefix: str = "run") -> Path:
     """The run's folder: a new one under reports/, or ``path`` if it is new, empty or ``force`` is given."""
     if path is None:
-        return new_run_dir()
+        return new_run_dir(prefix=prefix)
     if path.exists() and not path.is_dir():
         raise UsageError(f"--output-dir {path}: exists and is not a folder")
     if path.is_dir() and any(path.iterdir()) and not force:
@@ -77,15 +77,15 @@ def atomic_write_text(path: Path, text: str) -> None:
         raise
 
 
-def _json_safe(value: Any) -> Any:
+def json_safe(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         return None if math.isnan(value) else ("inf" if value > 0 else "-inf")
     if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
+        return {k: json_safe(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
+        return [json_safe(v) for v in value]
     if hasattr(value, "item") and callable(value.item):  # NumPy scalars
-        return _json_safe(value.item())
+        return json_safe(value.item())
     return value
 
 
@@ -101,7 +101,7 @@ def write(directory: Path, rows: list[dict[str, Any]], metadata: dict[str, Any],
         "metadata": metadata,
         "rows": rows,
     }
-    atomic_write_text(directory / RESULTS_JSON, json.dumps(_json_safe(document), indent=1) + "\n")
+    atomic_write_text(directory / RESULTS_JSON, json.dumps(json_safe(document), indent=1) + "\n")
     if "csv" in formats:
         atomic_write_text(directory / RESULTS_CSV, report.frame(rows).to_csv(index=False))
     if "md" in formats:
@@ -128,6 +128,22 @@ def write_merged(directory: Path, documents: list[dict[str, Any]], formats: tupl
     return text
 
 
+def read_json(path: Path) -> dict[str, Any]:
+    """A JSON object from ``path``; UsageError where it is missing, unreadable, truncated or no object."""
+    if not path.exists():
+        raise UsageError(f"{path}: no such file")
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as error:
+        raise UsageError(f"{path}: cannot read: {error}") from None
+    except json.JSONDecodeError as error:
+        raise UsageError(f"{path}: not valid JSON ({error.msg} at line {error.lineno}); "
+                         "is the file truncated?") from None
+    if not isinstance(document, dict):
+        raise UsageError(f"{path}: not a sigbench results file (no JSON object)")
+    return document
+
+
 def load(path: Path) -> dict[str, Any]:
     """A results document from a run folder or its results.json; UsageError naming what is wrong."""
     path = Path(path)
@@ -137,14 +153,11 @@ def load(path: Path) -> dict[str, Any]:
         raise UsageError(f"{path}: no such file (give a run folder or its {RESULTS_JSON})")
     if path.suffix == ".csv":
         raise UsageError(f"{path}: give the run's {RESULTS_JSON} (the CSV has no raw samples or metadata)")
-    try:
-        document = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as error:
-        raise UsageError(f"{path}: cannot read: {error}") from None
-    except json.JSONDecodeError as error:
-        raise UsageError(f"{path}: not valid JSON ({error.msg} at line {error.lineno}); "
-                         "is the file truncated?") from None
-    if not isinstance(document, dict) or "rows" not in document or "schema_version" not in document:
+    if path.name == "ab-results.json":
+        raise UsageError(f"{path}: an ab run's results; `sigbench report` and `sigbench compare` read it, "
+                         "and sigbench.load_ab() in Python")
+    document = read_json(path)
+    if "rows" not in document or "schema_version" not in document:
         raise UsageError(f"{path}: not a sigbench results file (no schema_version and rows)")
     if document["schema_version"] != sigbench.SCHEMA_VERSION:
         raise UsageError(

@@ -105,10 +105,10 @@ class CaseRecord:
 
 #: The signal that asked the run to stop, kept as well as raised: code that swallows the exception (a
 #: backend's broad ``except``, in the in-process mode) cannot keep the run going past its next case.
-_stop_requested: list[int] = []
+stop_requested: list[int] = []
 
 
-def _stop(signum: int) -> None:
+def raise_stop(signum: int) -> None:
     """Raise what stops the run for ``signum``: KeyboardInterrupt for Ctrl-C, else ``Interrupted``."""
     if signum == signal.SIGINT:
         raise KeyboardInterrupt
@@ -116,11 +116,11 @@ def _stop(signum: int) -> None:
 
 
 @contextmanager
-def _stop_on_signals() -> Iterator[None]:
+def stop_on_signals() -> Iterator[None]:
     """SIGTERM raises ``Interrupted``; Ctrl-C still raises KeyboardInterrupt. Both are also recorded."""
     def on_signal(signum: int, frame: Any) -> None:
-        _stop_requested.append(signum)
-        _stop(signum)
+        stop_requested.append(signum)
+        raise_stop(signum)
 
     def unraisable(report: Any) -> None:
         # A signal that lands in a finaliser or a gc callback (JAX's, in the in-process mode) has its
@@ -141,6 +141,33 @@ def _stop_on_signals() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
         if previous_int is signal.default_int_handler:
             signal.signal(signal.SIGINT, previous_int)
+
+
+@dataclass
+class Ending:
+    """How a run ended: ``complete``, ``interrupted`` (with 130 or 128 + the signal), or ``failed``."""
+
+    status: str = "running"
+    exit_code: int = 0
+
+
+@contextmanager
+def run_to_the_end(stop_workers: Callable[[bool], None], save: Callable[[str], None]) -> Iterator[Ending]:
+    """The body runs the work and ends by setting ``status = "complete"``. Ctrl-C and SIGTERM end it as
+    ``interrupted``; any other error as ``failed``, and surfaces. Either way every worker is stopped (killed
+    unless complete) and ``save`` keeps what was done."""
+    ending = Ending()
+    try:
+        yield ending
+    except KeyboardInterrupt:
+        ending.status, ending.exit_code = "interrupted", 130
+    except Interrupted as stop:
+        ending.status, ending.exit_code = "interrupted", stop.exit_code
+    finally:
+        stop_workers(ending.status == "complete")
+        if ending.status == "running":  # an unexpected error: keep what was done, then let it surface
+            ending.status = "failed"
+        save(ending.status)
 
 
 class Run:
@@ -221,8 +248,8 @@ class Run:
         """One process's turn at every case of one backend; a dead or hung worker is replaced by a fresh one."""
         options = self.options
         for case in cases:
-            if _stop_requested:
-                _stop(_stop_requested[0])
+            if stop_requested:
+                raise_stop(stop_requested[0])
             record = self.records[case]
             done += 1
             if record.failure is not None:
@@ -285,49 +312,43 @@ class Run:
     def execute(self) -> RunResult:
         options = self.options
         names = validate_request(options)
-        status, exit_code = "running", 0
-        _stop_requested.clear()
-        with _stop_on_signals():
-            try:
-                infos, handles = self.describe(names)
-                cases, self.skipped = plan(options, infos)
-                from sigbench import results
+        stop_requested.clear()
 
-                self.directory = results.prepare_output_dir(options.output_dir, options.force)
-                self.meta = self.metadata(infos, handles)
-                self.records = {case: CaseRecord(case) for case in cases}
+        def save(status: str) -> None:
+            if self.directory is not None:
                 self.save(status)
-                processes = options.process_count()
-                total = processes * len(cases)
-                if options.measure_limits and any(c.workload == "sigmoid" for c in cases):
-                    self.say(0, total, "measuring the copy bandwidth")
-                    self.meta["bandwidth"] = self.limit("copy", infos, handles)
-                if options.measure_limits and any(c.workload == "train" for c in cases):
-                    self.say(0, total, "measuring the GEMM rate")
-                    self.meta["gemm"] = self.limit("gemm", infos, handles)
-                for name in list(handles):
-                    if not any(c.backend == name for c in cases):
-                        self.engine.stop(handles.pop(name))
-                by_backend = {name: [c for c in cases if c.backend == name] for name in infos}
-                done = 0
-                for index in range(processes):
-                    for name, backend_cases in by_backend.items():
-                        if not backend_cases:
-                            continue
-                        first = handles.pop(name, None) if index == 0 else None
-                        done = self.run_backend_pass(name, backend_cases, first, done, total)
-                self.say(total, total, "done")
-                status = "complete"
-            except KeyboardInterrupt:
-                status, exit_code = "interrupted", 130
-            except Interrupted as stop:
-                status, exit_code = "interrupted", stop.exit_code
-            finally:
-                self.engine.stop_all(graceful=status == "complete")
-                if self.directory is not None:
-                    if status == "running":  # an unexpected error: keep the rows, then let it surface
-                        status = "failed"
-                    self.save(status)
+
+        with stop_on_signals(), run_to_the_end(lambda graceful: self.engine.stop_all(graceful), save) as ending:
+            infos, handles = self.describe(names)
+            cases, self.skipped = plan(options, infos)
+            from sigbench import results
+
+            self.directory = results.prepare_output_dir(options.output_dir, options.force)
+            self.meta = self.metadata(infos, handles)
+            self.records = {case: CaseRecord(case) for case in cases}
+            self.save("running")
+            processes = options.process_count()
+            total = processes * len(cases)
+            if options.measure_limits and any(c.workload == "sigmoid" for c in cases):
+                self.say(0, total, "measuring the copy bandwidth")
+                self.meta["bandwidth"] = self.limit("copy", infos, handles)
+            if options.measure_limits and any(c.workload == "train" for c in cases):
+                self.say(0, total, "measuring the GEMM rate")
+                self.meta["gemm"] = self.limit("gemm", infos, handles)
+            for name in list(handles):
+                if not any(c.backend == name for c in cases):
+                    self.engine.stop(handles.pop(name))
+            by_backend = {name: [c for c in cases if c.backend == name] for name in infos}
+            done = 0
+            for index in range(processes):
+                for name, backend_cases in by_backend.items():
+                    if not backend_cases:
+                        continue
+                    first = handles.pop(name, None) if index == 0 else None
+                    done = self.run_backend_pass(name, backend_cases, first, done, total)
+            self.say(total, total, "done")
+            ending.status = "complete"
+        status, exit_code = ending.status, ending.exit_code
         if self.directory is None:  # interrupted before the run folder was made: nothing to save
             raise Interrupted(exit_code)
         rows = self.rows()
@@ -337,7 +358,7 @@ class Run:
             from sigbench import plots
 
             try:
-                with _stop_on_signals(), warnings.catch_warnings():
+                with stop_on_signals(), warnings.catch_warnings():
                     warnings.simplefilter("ignore")
                     plots.write_all(self.directory, rows, self.meta)
                 self.save(status)

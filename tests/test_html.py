@@ -364,3 +364,57 @@ def test_loss_page_in_a_browser(browser, tmp_path, capsys):
                     if q == "loss"})
     for chart in charts:
         assert sorted(chart["names"]) == forms and chart["drawn"] == chart["data"] == len(forms)
+
+
+def _ab_document():
+    """An ab run as ``sigbench.abtest`` saves it: decided, undecided and failed cases, with their looks."""
+    rows = []
+    for size, verdict, ratio in ((1024, "slower", 1.2), (65536, "same", 1.0), (1 << 20, "undecided", 1.03)):
+        looks = [{"round": r, "look": k, "alpha": 0.01, "ratio": ratio, "low": ratio - 0.3 / k, "high": ratio + 0.3 / k,
+                  "scale_log": 0.02, "critical": 3.0, "final": False} for k, r in enumerate((10, 13, 16), start=1)]
+        looks[0].update(low=None, high=None)  # too few rounds for an interval at the first look
+        rows.append({"workload": "sigmoid", "backend": "jax", "variant": "fast", "device": "cpu", "dtype": "float32",
+                     "size": size, "hidden": None, "batch": None, "status": "ok", "verdict": verdict,
+                     "ratio": ratio, "ci_low": looks[-1]["low"], "ci_high": looks[-1]["high"], "rounds": 16,
+                     "decided_at": 16 if verdict != "undecided" else None, "detectable_ratio": 1.08,
+                     "scale_log": 0.02, "looks": 3, "a_median_s": 1e-5 * size, "b_median_s": 1e-5 * size * ratio,
+                     "median_ratio": ratio, "check_passed_a": True, "check_passed_b": True, "message": None,
+                     "per_round": [], "looks_taken": looks})
+    rows.append({"workload": "train", "backend": "jax", "variant": "jit", "device": "cpu", "dtype": "float32",
+                 "size": 32, "hidden": 128, "batch": 32, "status": "error", "verdict": "error", "ratio": None,
+                 "message": "side B (jax 0.10.2): the jax worker killed by signal SIGSEGV (11) while running"})
+    sides = {label: {"name": f"jax {version}", "python": f"/venv-{version}/bin/python", "python_version": "3.11.7",
+                     "hostname": "vm", "packages": {"jax": version, "numpy": "2.4.6"}}
+             for label, version in (("A", "0.9.2"), ("B", "0.10.2"))}
+    rounds = [{"round": r, "order": ["B:jax", "A:jax"] if r % 2 else ["A:jax", "B:jax"], "started_s": 2.0 * r,
+               "duration_s": 2.0, "decided": 0 if r < 16 else 2} for r in range(1, 17)]
+    return {"kind": "ab", "schema_version": 1, "status": "complete", "stopped_because": "max-time",
+            "elapsed_s": 34.0, "rounds": rounds, "rows": rows,
+            "metadata": {"sides": sides, "threshold": 0.05, "level": 0.95, "statistic": "median",
+                         "design": {"first_look": 10, "look_growth": 1.25}, "cpu_flags": ["avx2"]}}
+
+
+def test_ab_markdown_shows_both_environments_side_by_side_and_every_verdict():
+    from sigbench import abreport
+
+    text = abreport.markdown(_ab_document())
+    assert "| jax | **0.9.2** | **0.10.2** |" in text and "| numpy | 2.4.6 | 2.4.6 |" in text
+    assert "1 slower, 1 same, 1 undecided, 1 error over 16 round(s)" in text
+    assert "1.200 (1.100-1.300)" in text and "side B (jax 0.10.2)" in text
+    assert "| 16 | A:jax B:jax |" in text  # every round as it came in, in its order
+
+
+def test_ab_page_in_a_browser(browser, tmp_path):
+    from sigbench import abreport
+
+    abreport.write(tmp_path, _ab_document(), ("csv", "md", "html", "png"), final=True)
+    assert (tmp_path / abreport.AB_PNG).stat().st_size > 0
+    page, errors, blocked = _open(browser, tmp_path / abreport.AB_HTML)
+    page.screenshot(path=str(tmp_path / "ab.png"), full_page=True)
+    assert errors == [] and blocked == []
+    forest, looks = _drawn(page)
+    assert forest["names"] == ["slower", "same", "undecided"]  # one series per verdict with a ratio
+    assert len(looks["names"]) == 3  # one line per case with a ratio, its estimate at every look
+    for chart in (forest, looks):
+        assert chart["drawn"] == chart["data"] == chart["series"] > 0, chart
+    assert "jax 0.10.2" in page.locator("h1").inner_text()

@@ -257,7 +257,7 @@ def test_a_stop_that_lands_in_a_finaliser_is_taken_quietly_and_other_errors_stil
 
     reported = []
     monkeypatch.setattr(sys, "unraisablehook", reported.append)  # what Python would print
-    with runner._stop_on_signals():
+    with runner.stop_on_signals():
         item = Finaliser(Interrupted(143))
         del item
         other = Finaliser(ValueError("a real bug"))
