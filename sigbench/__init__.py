@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from sigbench.errors import UsageError
+from sigbench.errors import ResultsFileError, UsageError
 
 __version__ = "0.2.0"
 
@@ -16,8 +16,8 @@ SCHEMA_VERSION = 2
 
 _API = ("run", "load", "compare", "accuracy", "ab", "Results", "AccuracyResults", "ABResults")
 
-__all__ = ["__version__", "SCHEMA_VERSION", "UsageError", "run", "load", "compare", "accuracy", "ab", "Results",
-           "AccuracyResults", "ABResults"]
+__all__ = ["__version__", "SCHEMA_VERSION", "UsageError", "ResultsFileError", "run", "load", "compare", "accuracy",
+           "ab", "Results", "AccuracyResults", "ABResults"]
 
 if TYPE_CHECKING:
     from sigbench.api import ABResults, AccuracyResults, Results, ab, accuracy, compare, load, run

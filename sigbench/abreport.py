@@ -12,7 +12,7 @@ import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sigbench.results import atomic_write_text, json_safe
+from sigbench.results import atomic_write_text, json_safe, save_figure
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -220,7 +220,7 @@ def write_png(path: Path, document: dict[str, Any]) -> None:
     if len(rows) <= 12:
         right.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    save_figure(fig, path, dpi=110)
     plt.close(fig)
 
 

@@ -29,7 +29,7 @@ from typing import Any
 import sigbench
 from sigbench import sequential
 from sigbench.abreport import AB_JSON
-from sigbench.errors import Interrupted, UsageError
+from sigbench.errors import Interrupted, ResultsFileError, UsageError
 from sigbench.execution import WORKER_PROTOCOL, BackendHandle, Engine, WorkerFailed, other_environment
 from sigbench.plan import QUICK_SIZES, BackendInfo, Case, RunOptions, plan, validate_options
 from sigbench.runner import raise_stop, run_to_the_end, stop_on_signals, stop_requested
@@ -619,20 +619,21 @@ def is_ab(path: Path) -> bool:
 
 
 def load(path: Path) -> dict[str, Any]:
-    """An ab document from its folder or ab-results.json; UsageError naming what is wrong."""
+    """An ab document from its folder or ab-results.json, checked against its schema; ResultsFileError
+    naming the file, the row and the field of what is wrong."""
     from sigbench.results import read_json
+    from sigbench.validation import check_results
 
     path = Path(path)
     if path.is_dir():
         path = path / AB_JSON
     document = read_json(path)
     if document.get("kind") != "ab" or "rows" not in document:
-        raise UsageError(f"{path}: not a sigbench ab results file (no kind 'ab' and rows)")
+        raise ResultsFileError(path, "not a sigbench ab results file (no kind 'ab' and rows)")
     if document.get("schema_version") != AB_SCHEMA_VERSION:
-        raise UsageError(f"{path}: ab results schema version {document.get('schema_version')}, this sigbench "
-                         f"reads version {AB_SCHEMA_VERSION}; rerun sigbench ab with this sigbench")
-    if not isinstance(document["rows"], list) or not all(isinstance(r, dict) for r in document["rows"]):
-        raise UsageError(f"{path}: 'rows' is not a list of results")
+        raise ResultsFileError(path, f"ab results schema version {document.get('schema_version')}, this sigbench "
+                                     f"reads version {AB_SCHEMA_VERSION}; rerun sigbench ab with this sigbench")
+    check_results(document, path, kind="ab")
     document["path"] = str(path)
     return document
 

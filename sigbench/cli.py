@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import sigbench
-from sigbench.errors import Interrupted, UsageError
+from sigbench.errors import Interrupted, OutputWriteError, UsageError
 from sigbench.interface import DTYPES, SIGMOID_VARIANT_HELP, WORKLOADS
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -640,6 +640,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as error:
         print(f"sigbench {args.command}: error: {error}", file=sys.stderr)
         return EXIT_USAGE
+    except OutputWriteError as error:
+        from sigbench.results import kept_files
+
+        folder = Path(str(error.path)).parent
+        kept = kept_files(folder)
+        print(f"sigbench {args.command}: error: {error}. Every file is written whole or not at all: "
+              f"{Path(str(error.path)).name} is as it was before, and {folder}/ keeps "
+              f"{', '.join(kept) if kept else 'nothing'}. Free space there, or give another --output-dir.",
+              file=sys.stderr)
+        return EXIT_FAILED
     except KeyboardInterrupt:
         print("sigbench: interrupted", file=sys.stderr)
         return 130

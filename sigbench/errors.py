@@ -6,6 +6,34 @@ class UsageError(Exception):
     """Bad input: what was wrong, what is allowed, what to run instead."""
 
 
+class ResultsFileError(UsageError):
+    """A results file that cannot be read, or breaks the schema (sigbench/schemas/results.schema.json).
+
+    ``path`` is the file; the message names it, and the row and field where one is to blame.
+    """
+
+    def __init__(self, path: object, problem: str) -> None:
+        super().__init__(f"{path}: {problem}")
+        self.path = path
+        self.problem = problem
+
+
+class OutputWriteError(OSError):
+    """An output file could not be written (a full disk, no permission, a read-only file system).
+
+    Every output is written to a temporary file and renamed, so the file at ``path`` is the last whole
+    version or absent, never half written; the command line says so and which files are kept.
+    """
+
+    def __init__(self, path: object, error: OSError) -> None:
+        super().__init__(error.errno, error.strerror)
+        self.path = path
+        self.error = error
+
+    def __str__(self) -> str:
+        return f"cannot write {self.path}: {self.error.strerror or self.error}"
+
+
 class BackendUnavailable(UsageError):
     """A known backend whose framework is not installed."""
 

@@ -181,6 +181,8 @@ def plot(path: Any, curves: dict[tuple[str, float], list[tuple[str, np.ndarray, 
     axes[0].set_ylabel(f"relative error (floor {floor:g})")
     axes[1].legend(fontsize=7, loc="upper right")
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    from sigbench.results import save_figure
+
+    save_figure(fig, path, dpi=100)
     plt.close(fig)
     return path

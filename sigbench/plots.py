@@ -7,6 +7,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from sigbench.results import save_figure
+
 
 def pyplot() -> Any:
     """matplotlib's pyplot on the file-only Agg backend, imported on first use."""
@@ -81,7 +83,7 @@ def _sigmoid_plot(path: Path, group: Any, dtype: str, device: str, meta: dict[st
         ax.grid(True, which="both", alpha=0.3)
     ax_rate.legend(fontsize=7, loc="upper left", ncol=2 if group["label"].nunique() > 8 else 1)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    save_figure(fig, path, dpi=110)
     plt.close(fig)
     return path
 
@@ -103,7 +105,7 @@ def _train_plot(path: Path, group: Any, dtype: str, device: str) -> Path:
         ax.invert_yaxis()
         ax.grid(True, axis="x", which="both", alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    save_figure(fig, path, dpi=110)
     plt.close(fig)
     return path
 

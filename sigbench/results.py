@@ -17,8 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import sigbench
-from sigbench.errors import UsageError
-from sigbench.schema import KEY_COLUMNS
+from sigbench.errors import OutputWriteError, ResultsFileError, UsageError
 
 RESULTS_JSON = "results.json"
 RESULTS_CSV = "results.csv"
@@ -62,19 +61,48 @@ def prepare_output_dir(path: Path | None, force: bool, prefix: str = "run") -> P
 
 def atomic_write_text(path: Path, text: str) -> None:
     """Write through a temporary file in the same folder and rename: readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """``atomic_write_text`` for bytes. An OSError (a full disk, no permission) leaves the file as it was
+    and raises ``OutputWriteError`` naming it."""
+    tmp = None
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600: give the file the mode a plain open() would
         os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
+    except BaseException as error:
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+        if isinstance(error, OSError):
+            raise OutputWriteError(path, error) from error
         raise
+
+
+def save_figure(fig: Any, path: Path, dpi: int) -> Path:
+    """A matplotlib figure as PNG, written as every output is (``atomic_write_bytes``)."""
+    import io
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi)
+    atomic_write_bytes(path, buffer.getvalue())
+    return path
+
+
+def kept_files(directory: Path) -> list[str]:
+    """The output files in ``directory`` (each whole: every write is a rename), for a message after a failed
+    write."""
+    try:
+        return sorted(p.name for p in directory.iterdir() if p.is_file() and not p.name.startswith("."))
+    except OSError:
+        return []
 
 
 def json_safe(value: Any) -> Any:
@@ -129,47 +157,43 @@ def write_merged(directory: Path, documents: list[dict[str, Any]], formats: tupl
 
 
 def read_json(path: Path) -> dict[str, Any]:
-    """A JSON object from ``path``; UsageError where it is missing, unreadable, truncated or no object."""
+    """A JSON object from ``path``; ResultsFileError where it is missing, unreadable, truncated or no object."""
     if not path.exists():
-        raise UsageError(f"{path}: no such file")
+        raise ResultsFileError(path, "no such file")
     try:
         document = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as error:
-        raise UsageError(f"{path}: cannot read: {error}") from None
+    except UnicodeDecodeError as error:
+        raise ResultsFileError(path, f"not UTF-8 text ({error.reason} at byte {error.start})") from None
+    except OSError as error:
+        raise ResultsFileError(path, f"cannot read: {error.strerror or error}") from None
     except json.JSONDecodeError as error:
-        raise UsageError(f"{path}: not valid JSON ({error.msg} at line {error.lineno}); "
-                         "is the file truncated?") from None
+        raise ResultsFileError(path, f"not valid JSON ({error.msg} at line {error.lineno}); "
+                                     "is the file truncated?") from None
+    except RecursionError:
+        raise ResultsFileError(path, "not a sigbench results file (nested too deeply)") from None
     if not isinstance(document, dict):
-        raise UsageError(f"{path}: not a sigbench results file (no JSON object)")
+        raise ResultsFileError(path, "not a sigbench results file (no JSON object)")
     return document
 
 
 def load(path: Path) -> dict[str, Any]:
-    """A results document from a run folder or its results.json; UsageError naming what is wrong."""
+    """A results document from a run folder or its results.json, every row checked against the schema
+    (``sigbench.validation``); ResultsFileError naming the file, the row and the field of what is wrong."""
+    from sigbench.validation import check_results
+
     path = Path(path)
     if path.is_dir():
         path = path / RESULTS_JSON
     if not path.exists():
-        raise UsageError(f"{path}: no such file (give a run folder or its {RESULTS_JSON})")
+        raise ResultsFileError(path, f"no such file (give a run folder or its {RESULTS_JSON})")
     if path.suffix == ".csv":
-        raise UsageError(f"{path}: give the run's {RESULTS_JSON} (the CSV has no raw samples or metadata)")
+        raise ResultsFileError(path, f"give the run's {RESULTS_JSON} (the CSV has no raw samples or metadata)")
     if path.name == "ab-results.json":
-        raise UsageError(f"{path}: an ab run's results; `sigbench report` and `sigbench compare` read it, "
-                         "and sigbench.load_ab() in Python")
+        raise ResultsFileError(path, "an ab run's results; `sigbench report` and `sigbench compare` read it, "
+                                     "and sigbench.load() in Python")
     document = read_json(path)
     if "rows" not in document or "schema_version" not in document:
-        raise UsageError(f"{path}: not a sigbench results file (no schema_version and rows)")
-    if document["schema_version"] != sigbench.SCHEMA_VERSION:
-        raise UsageError(
-            f"{path}: results schema version {document['schema_version']}, this sigbench reads "
-            f"version {sigbench.SCHEMA_VERSION}; rerun the benchmark with this sigbench"
-        )
-    rows = document["rows"]
-    if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
-        raise UsageError(f"{path}: 'rows' is not a list of results")
-    for row in rows:
-        missing = [c for c in KEY_COLUMNS if c not in row]
-        if missing:
-            raise UsageError(f"{path}: a row lacks {', '.join(missing)}")
+        raise ResultsFileError(path, "not a sigbench results file (no schema_version and rows)")
+    check_results(document, path)
     document["path"] = str(path)
     return document

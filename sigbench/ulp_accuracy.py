@@ -583,6 +583,8 @@ def plot(path: Any, samples: dict[AccuracyCase, tuple[np.ndarray, np.ndarray]], 
     axes[0][0].set_ylabel("error (ULPs against the correctly rounded " + ("sigmoid)" if quantity == "value"
                                                                            else "derivative)"))
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    from sigbench.results import save_figure
+
+    save_figure(fig, path, dpi=100)
     plt.close(fig)
     return path
