@@ -35,10 +35,10 @@ TARGETS = {("A/A", "5%"): "at most 1% slower or faster", ("1.2x", "5%"): "at lea
            ("A/A", "2%"): "at most 1% slower or faster"}
 
 
-def one_ab(python_a: Path, python_b: Path, threshold: str, out: Path, seed: int) -> dict:
+def one_ab(python_a: Path, python_b: Path, threshold: str, out: Path, seed: int, statistic: str) -> dict:
     command = [sys.executable, "-m", "sigbench", "ab", str(python_a), str(python_b), "-b", "work", "-v", "work",
                "-n", "1024", "-n", "65536", "-n", "2^20", "--threshold", threshold, "--seed", str(seed),
-               "-o", str(out), "--force", "--format", "csv", "--quiet"]
+               "--statistic", statistic, "-o", str(out), "--force", "--format", "csv", "--quiet"]
     done = subprocess.run(command, capture_output=True, text=True, check=False)
     if done.returncode not in (0, 1):
         raise SystemExit(f"ab failed ({done.returncode}): {done.stderr[-2000:]}")
@@ -75,20 +75,27 @@ def main() -> int:
     parser.add_argument("--first-seed", type=int, default=0, help="seeds of the rounds' order start after this")
     parser.add_argument("--only", action="append", default=[], metavar="NAME@THRESHOLD",
                         help="only these configurations, e.g. 'A/A@5%%' (repeat; default: all five)")
+    parser.add_argument("--statistic", default="p10", choices=("p10", "median"), help="ab's --statistic")
     parser.add_argument("--merge", type=Path, action="append", default=[], metavar="DIR",
                         help="no runs: write one report of the power.json files in these folders")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
-    results: dict[str, list[dict]] = {f"{name} @ {threshold}": [] for name, _, threshold in CONFIGS}
+    results: dict[str, list[dict]] = {f"{name} @ {threshold} @ {args.statistic}": []
+                                      for name, _, threshold in CONFIGS}
     if args.merge:
-        elapsed = 0.0
+        results, elapsed = {}, 0.0
         for folder in args.merge:
             found = json.loads((folder / "power.json").read_text())
             elapsed += found.get("elapsed_s", 0.0)
+            statistic = found["metadata"].get("statistic", "median")
             for key, runs in found["results"].items():
-                results[key] += [dict(run, metadata=found["metadata"]) for run in runs]
-        write(args.out, results, elapsed)
+                key = key if key.count(" @ ") == 2 else f"{key} @ {statistic}"
+                results.setdefault(key, []).extend(dict(run, metadata=found["metadata"]) for run in runs)
+        order = [f"{name} @ {threshold}" for name, _, threshold in CONFIGS]
+        write(args.out, dict(sorted(results.items(), key=lambda item: (item[0].split(" @ ")[2],
+                                                                       order.index(item[0].rsplit(" @ ", 1)[0])))),
+              elapsed)
         return 0
     configs = [c for c in CONFIGS if not args.only or f"{c[0]}@{c[2]}" in args.only]
     with tempfile.TemporaryDirectory(prefix="sigbench-ab-power-") as tmp:
@@ -97,12 +104,12 @@ def main() -> int:
         seed = args.first_seed
         while time.monotonic() - started < args.budget_min * 60:
             for name, factor, threshold in configs:
-                key = f"{name} @ {threshold}"
+                key = f"{name} @ {threshold} @ {args.statistic}"
                 if len(results[key]) >= args.max_runs or time.monotonic() - started > args.budget_min * 60:
                     continue
                 seed += 1
                 python_b = twin if factor == 1.0 else envs[factor]
-                document = one_ab(envs[1.0], python_b, threshold, Path(tmp) / "run", seed)
+                document = one_ab(envs[1.0], python_b, threshold, Path(tmp) / "run", seed, args.statistic)
                 results[key].append({"seed": seed, "elapsed_s": document["elapsed_s"],
                                      "rounds": len(document["rounds"]), "rows": document["rows"],
                                      "metadata": document["metadata"]})
@@ -118,14 +125,15 @@ def write(out: Path, results: dict[str, list[dict]], elapsed_s: float) -> None:
               "runs in all. "
               "Cases: the test plugin `work` (a fixed count of identical iterations per call) on the training "
               "step and the sigmoid at n = 1,024, 65,536 and 2^20; each ab run at its default --max-time "
-              "(600 s), level 95%, statistic median. Undecided cases count as not found.", ""]
-    lines += ["| B does | threshold | ab runs | case-verdicts | slower | faster | same | undecided | found | "
-              "false alarms | target | rounds per run (median) | seconds per run (median) |",
-              "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+              "(600 s), level 95%, with each process's statistic as the table says. Undecided cases count as not "
+              "found.", ""]
+    lines += ["| statistic | B does | threshold | ab runs | case-verdicts | slower | faster | same | undecided | "
+              "found | false alarms | target | rounds per run (median) | seconds per run (median) |",
+              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for key, runs in results.items():
         if not runs:
             continue
-        name, threshold = key.split(" @ ")
+        name, threshold, statistic = key.split(" @ ")
         verdicts = [row["verdict"] for run in runs for row in run["rows"]]
         count = {v: verdicts.count(v) for v in ("slower", "faster", "same", "undecided", "error")}
         total = len(verdicts)
@@ -135,21 +143,22 @@ def write(out: Path, results: dict[str, list[dict]], elapsed_s: float) -> None:
         rounds = sorted(run["rounds"] for run in runs)[len(runs) // 2]
         seconds = sorted(run["elapsed_s"] for run in runs)[len(runs) // 2]
         does = "the same work (A/A)" if is_aa else name + " the work"
-        lines.append(f"| {does} | {threshold} | {len(runs)} | {total} | "
+        lines.append(f"| {statistic} | {does} | {threshold} | {len(runs)} | {total} | "
                      f"{count['slower']} | {count['faster']} | {count['same']} | {count['undecided']} | {found} | "
                      f"{alarms} | {TARGETS[(name, threshold)]} | {rounds} | {seconds:.0f} |")
     lines += ["", "Per case (found = slower for B > A; false alarm = slower or faster for A/A):", "",
-              "| B does | threshold | case | verdicts | slower | same | undecided | median rounds to decide |",
-              "|---|---|---|---|---|---|---|---|"]
+              "| statistic | B does | threshold | case | verdicts | slower | same | undecided | "
+              "median rounds to decide |",
+              "|---|---|---|---|---|---|---|---|---|"]
     for key, runs in results.items():
-        name, threshold = key.split(" @ ")
+        name, threshold, statistic = key.split(" @ ")
         cases: dict[str, list[dict]] = {}
         for run in runs:
             for row in run["rows"]:
                 cases.setdefault(f"{row['workload']} {row['size']:,}", []).append(row)
         for case, rows in cases.items():
             decided = sorted(r["decided_at"] for r in rows if r.get("decided_at"))
-            lines.append(f"| {name} | {threshold} | {case} | {len(rows)} | "
+            lines.append(f"| {statistic} | {name} | {threshold} | {case} | {len(rows)} | "
                          f"{sum(r['verdict'] == 'slower' for r in rows)} | "
                          f"{sum(r['verdict'] == 'same' for r in rows)} | "
                          f"{sum(r['verdict'] == 'undecided' for r in rows)} | "

@@ -106,8 +106,9 @@ def method_lines(document: dict[str, Any]) -> list[str]:
     level = meta.get("level", 0.95)
     return [
         f"Each round ran one worker process per side and backend, in an order drawn at random for the round; "
-        f"each process took every case once. A round's value for a case is each side's process's "
-        f"{meta.get('statistic', 'median')} per-call time ({design.get('statistic_note', '')}). The ratio "
+        f"each process took every case once. A round's value for a case is the "
+        f"{'10th percentile' if meta.get('statistic') == 'p10' else 'median'} of each side's process's per-call "
+        f"times ({design.get('statistic_note', '')}). The ratio "
         "is the median of the rounds' B/A; its interval is the distribution-free one of their order statistics "
         "(a sign test), which a round that a busy neighbour slowed moves by one rank at most.",
         f"Looks at rounds {design.get('first_look', 5)}, then every {design.get('look_growth', 1.25):g}x as many; "

@@ -211,7 +211,7 @@ def ab(python_a: PathLike, python_b: PathLike, *, backends: str | Iterable[str] 
        hiddens: int | Iterable[int] | None = None, dtype: str = "float32", device: str = "cpu",
        preset: str = "default", threads: int | None = None, seed: int = 0,
        case_timeout_s: float = DEFAULT_CASE_TIMEOUT_S, threshold: float = 0.05, level: float = 0.95,
-       max_time_s: float = 600.0, max_rounds: int | None = None, statistic: str = "median",
+       max_time_s: float = 600.0, max_rounds: int | None = None, statistic: str = "p10",
        name_a: str | None = None, name_b: str | None = None, output_dir: PathLike | None = None,
        force: bool = False, formats: Iterable[str] = ALL_FORMATS, progress: bool = False,
        progress_callback: Callable[[int, int, str], None] | None = None) -> ABResults:
@@ -231,7 +231,7 @@ def ab(python_a: PathLike, python_b: PathLike, *, backends: str | Iterable[str] 
     max_time_s, max_rounds
         When to stop starting rounds if not every case is decided by then.
     statistic
-        What each process gives a round: ``"median"`` or ``"p10"`` of its per-call times.
+        What each process gives a round: ``"p10"`` (the default) or ``"median"`` of its per-call times.
 
     Returns
     -------

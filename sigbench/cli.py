@@ -168,9 +168,9 @@ def build_parser() -> argparse.ArgumentParser:
     ab.add_argument("--max-rounds", type=positive_int, metavar="N", help="stop after N rounds (default: no limit)")
     ab.add_argument("--level", type=float, default=0.95, metavar="C",
                     help="confidence of the intervals, all cases and looks at once (default 0.95)")
-    ab.add_argument("--statistic", default="median", choices=("median", "p10"),
-                    help="what each process gives a round: its median per-call time (default) or its 10th "
-                         "percentile")
+    ab.add_argument("--statistic", default="p10", choices=("p10", "median"),
+                    help="what each process gives a round: the 10th percentile of its per-call times (default) "
+                         "or their median")
     ab.add_argument("--name-a", metavar="NAME", help="side A's name (default: its differing package versions)")
     ab.add_argument("--name-b", metavar="NAME", help="side B's name (default: its differing package versions)")
     from sigbench.plan import DEFAULT_CASE_TIMEOUT_S
