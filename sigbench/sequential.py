@@ -8,8 +8,8 @@ sides of a round ran seconds apart, in an order drawn at random, so the machine'
 The estimate is the median of the d_r, and its interval the distribution-free one of order statistics
 (the count of rounds below the true median is Binomial(n, 1/2)): it needs only that rounds are
 independent, not that d is normal or symmetric. A paired t was tried first, then the Wilcoxon
-signed-rank interval, and both dropped: a shared machine slows a whole process now and then, and beside
-another job a third of the processes ran 2.5x slower (BLAS threads on oversubscribed cores). Each such
+signed-rank interval, and both dropped: a shared machine slows a whole process now and then, and with
+three benchmarks on the 2 cores a third of the processes ran 2.5x slower throughout. Each such
 round widened the t interval, and the Walsh averages of the signed-rank interval mix those rounds with
 the good ones; in a recorded 1.2x run the median's interval decided the training step at 75 rounds
 and the signed-rank one not by 117. On clean rounds the median needs about 1.5x the rounds of a t.
