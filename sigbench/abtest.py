@@ -224,10 +224,6 @@ def default_names(a: dict[str, Any], b: dict[str, Any]) -> tuple[str, str]:
 
 # --- the cases' state ----------------------------------------------------------------------------
 
-#: What a process's reply keeps per case and round: enough to judge by either statistic again.
-KEPT = ("median_s", "p10_s", "min_s", "samples", "first_call_s")
-
-
 def process_summary(result: dict[str, Any]) -> dict[str, Any]:
     """One process's part of a case, reduced to what a round keeps (its raw samples are not kept)."""
     import numpy as np

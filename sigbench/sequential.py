@@ -166,8 +166,3 @@ def erfinv(y: float) -> float:
         if abs(step) < 1e-15:
             break
     return x
-
-
-def process_value(samples_s: Sequence[float], statistic: str = STATISTIC) -> float:
-    """One process's contribution to a round: the ``statistic`` of its per-call times."""
-    return float(np.quantile(np.asarray(samples_s, dtype=np.float64), STATISTICS[statistic]))
