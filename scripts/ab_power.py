@@ -147,9 +147,9 @@ def write(out: Path, results: dict[str, list[dict]], elapsed_s: float) -> None:
                      f"{count['slower']} | {count['faster']} | {count['same']} | {count['undecided']} | {found} | "
                      f"{alarms} | {TARGETS[(name, threshold)]} | {rounds} | {seconds:.0f} |")
     lines += ["", "Per case (found = slower for B > A; false alarm = slower or faster for A/A):", "",
-              "| statistic | B does | threshold | case | verdicts | slower | same | undecided | "
+              "| statistic | B does | threshold | case | verdicts | slower | faster | same | undecided | "
               "median rounds to decide |",
-              "|---|---|---|---|---|---|---|---|---|"]
+              "|---|---|---|---|---|---|---|---|---|---|"]
     for key, runs in results.items():
         name, threshold, statistic = key.split(" @ ")
         cases: dict[str, list[dict]] = {}
@@ -160,6 +160,7 @@ def write(out: Path, results: dict[str, list[dict]], elapsed_s: float) -> None:
             decided = sorted(r["decided_at"] for r in rows if r.get("decided_at"))
             lines.append(f"| {statistic} | {name} | {threshold} | {case} | {len(rows)} | "
                          f"{sum(r['verdict'] == 'slower' for r in rows)} | "
+                         f"{sum(r['verdict'] == 'faster' for r in rows)} | "
                          f"{sum(r['verdict'] == 'same' for r in rows)} | "
                          f"{sum(r['verdict'] == 'undecided' for r in rows)} | "
                          f"{decided[len(decided) // 2] if decided else '-'} |")
