@@ -33,7 +33,7 @@ COLUMN_TYPES: dict[str, dict[str, Any]] = {
     "variant": {"type": "string", "minLength": 1},
     "device": {"type": "string", "minLength": 1},
     "dtype": {"type": "string", "minLength": 1},
-    "size": {"type": "integer", "minimum": 0},
+    "size": {"type": ["integer", "null"], "minimum": 0},  # null: a fleet host's row for a backend it lacks
     "hidden": {"type": ["integer", "null"], "minimum": 1},
     "batch": {"type": ["integer", "null"], "minimum": 1},
     "status": {"enum": ["ok", "error", "skipped"]},
@@ -57,7 +57,8 @@ def results_schema() -> dict[str, Any]:
     columns["process_samples_s"] = {"type": "array", "items": {"type": "array",
                                                                "items": {"type": "number", "minimum": 0}}}
     columns["process_first_call_s"] = {"type": "array", "items": {"type": "number", "minimum": 0}}
-    timed = {"properties": {column: {"type": "number", "minimum": 0} for column in REQUIRED_TIMES},
+    timed = {"properties": {"size": {"type": "integer", "minimum": 0},
+                            **{column: {"type": "number", "minimum": 0} for column in REQUIRED_TIMES}},
              "required": list(REQUIRED_TIMES)}
     row = {"type": "object", "properties": columns, "required": list(KEY_COLUMNS) + ["status"],
            "if": {"properties": {"status": {"const": "ok"}}}, "then": timed}

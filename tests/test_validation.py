@@ -127,3 +127,14 @@ def test_no_mutation_of_a_results_file_ends_in_a_traceback(tmp_path: Path, mutat
         assert str(error).startswith(str(path))
         return
     report.markdown([loaded])  # what passes the schema, the report can show
+
+
+def test_a_fleet_hosts_skipped_row_has_no_size_but_a_timed_row_needs_one(tmp_path: Path) -> None:
+    document = small_document()
+    document["rows"][2].update(variant="-", size=None, status="skipped", message="torch is not installed on vm")
+    path = tmp_path / "results.json"
+    path.write_text(json.dumps(document))
+    assert sigbench.load(path).rows[2]["size"] is None
+    path.write_text(json.dumps(mutate(document, 0, "size", None)))
+    with pytest.raises(sigbench.ResultsFileError, match=r"row 0 .*field size: None is not of type 'integer'"):
+        sigbench.load(path)
