@@ -97,7 +97,11 @@ def test_aa_finds_the_same(envs: dict[str, Path], tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     (row,) = json.loads((out / "ab-results.json").read_text())["rows"]
     assert row["verdict"] == "same", row
-    assert 1 / 1.1 <= row["ci_low"] <= 1 <= row["ci_high"] <= 1.1
+    # the interval lies within the threshold; it need not hold 1 exactly: two venvs that differ only in their
+    # paths differ in layout, which moved a memory-bound kernel by up to 3% in reports/ab-power (CI found
+    # 0.9956-1.0x on a run of this test), so a tight interval beside 1 is a true finding, not an error
+    assert 1 / 1.1 <= row["ci_low"] <= row["ratio"] <= row["ci_high"] <= 1.1, row
+    assert 0.97 <= row["ratio"] <= 1.03, row  # the largest layout effect measured (reports/ab-power)
 
 
 def test_a_fault_on_one_side_is_that_sides_error_row(envs: dict[str, Path], tmp_path: Path) -> None:
