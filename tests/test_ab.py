@@ -2,13 +2,12 @@
 
 Side B's venv sets ``SIGBENCH_TEST_WORK_FACTOR`` (a ``.pth`` file of its own), so the test plugin ``work``
 does exactly 1.2x the iterations there: a known slowdown. The A/A pairs two venvs with the same count.
-These tests use NumPy and the plugin alone, so they run in one tox env (see tox.ini).
+These tests use the test plugin alone, so they are backend-independent: one tox env runs them (tox.ini).
 """
 from __future__ import annotations
 
 import importlib.util
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -36,9 +35,8 @@ def _helpers() -> Any:
 
 make_environment = _helpers().make_environment
 
-pytestmark = pytest.mark.skipif(os.environ.get("SIGBENCH_SKIP_AB_E2E") == "1",
-                                reason="the ab end-to-end tests run in the numpy env alone (tox.ini)")
-
+# every test here shares venvs that take seconds to make, and most run sigbench ab for seconds
+pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def envs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:

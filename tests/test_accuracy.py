@@ -132,6 +132,7 @@ def test_special_inputs_cover_the_edges():
     assert any(v < -87.4 for v in x.tolist() if math.isfinite(v))  # subnormal results
 
 
+@pytest.mark.meet
 def test_accuracy_command_writes_its_files(tmp_path, capsys):
     if not BACKENDS:
         pytest.skip("no backend under test")

@@ -22,8 +22,8 @@ sigbench.accuracy(backends=["numpy"], dtypes=["float16"]).frame()
 '''
 
 
-@pytest.fixture
-def tiny_run(tmp_path_factory):
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):  # made once: its tests only read it
     if not BACKENDS:
         pytest.skip("no backend under test")
     out = tmp_path_factory.mktemp("api") / "run"
@@ -31,6 +31,8 @@ def tiny_run(tmp_path_factory):
                         max_time_s=0.01, output_dir=out)
 
 
+@pytest.mark.slow
+@pytest.mark.meet
 def test_run_returns_rows_a_frame_and_a_summary(tiny_run):
     frame = tiny_run.frame()
     assert list(frame.columns) == list(COLUMNS)
@@ -44,6 +46,7 @@ def test_run_returns_rows_a_frame_and_a_summary(tiny_run):
     assert f"{fastest['backend']}/stable" in " ".join(summary["fastest (≈: tied within 95% CIs)"])
 
 
+@pytest.mark.meet
 def test_results_show_as_markdown_and_html(tiny_run):
     text = repr(tiny_run)
     assert text.startswith("sigbench results (complete") and "| workload |" in text
@@ -52,6 +55,7 @@ def test_results_show_as_markdown_and_html(tiny_run):
     assert tiny_run.markdown().startswith("# sigbench results")
 
 
+@pytest.mark.meet
 def test_save_load_and_compare(tiny_run, tmp_path):
     saved = tiny_run.save(tmp_path / "mine")
     for name in ("results.json", "results.csv", "results.md", "results.html"):
@@ -80,6 +84,7 @@ def test_errors_raise_usage_error_not_system_exit(tmp_path):
     assert not (tmp_path / "reports").exists()
 
 
+@pytest.mark.backend("numpy")
 def test_accuracy_frame(tmp_path):
     if "numpy" not in BACKENDS:
         pytest.skip("numpy is not under test")
@@ -89,6 +94,8 @@ def test_accuracy_frame(tmp_path):
     assert (tmp_path / "acc" / "accuracy.md").read_text() == result.markdown()
 
 
+@pytest.mark.slow
+@pytest.mark.meet
 def test_the_readme_snippet_runs_as_written(tmp_path):
     if not {"numpy", "torch", "jax"} <= set(BACKENDS):
         pytest.skip("the snippet uses numpy, torch and jax")
@@ -105,6 +112,7 @@ def test_the_readme_snippet_runs_as_written(tmp_path):
     assert README_SNIPPET.strip() in readme  # the README shows what this test runs
 
 
+@pytest.mark.packaging
 def test_import_sigbench_stays_light():
     code = "import sys, sigbench; sigbench.UsageError; print(sorted({'torch', 'jax', 'pandas'} & set(sys.modules)))"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

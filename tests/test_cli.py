@@ -5,11 +5,9 @@ import time
 import pytest
 
 import sigbench
-from conftest import BACKENDS
+from conftest import BACKENDS, TINY
 from sigbench.cli import main
 from sigbench.schema import COLUMNS
-
-TINY = ["--size", "256", "--size", "2^12", "--max-time", "0.01", "--min-time", "0.005", "-q"]
 
 
 def _backend_args(names=None):
@@ -19,18 +17,11 @@ def _backend_args(names=None):
     return args
 
 
-def _run_ok(tmp_path, *extra):
-    out = tmp_path / "out"
-    code = main(["run", *_backend_args(), *TINY, "--output-dir", str(out), *extra])
-    return code, out
-
-
-def test_run_end_to_end_writes_the_three_files(tmp_path, capsys):
-    if not BACKENDS:
-        pytest.skip("no backend under test")
-    code, out = _run_ok(tmp_path, "--workload", "sigmoid", "--workload", "train")
-    printed = capsys.readouterr().out
-    assert code == 0
+@pytest.mark.meet
+@pytest.mark.slow
+def test_run_end_to_end_writes_the_three_files(seeded_run):
+    out, printed = seeded_run.directory, seeded_run.stdout
+    assert seeded_run.code == 0
     import pandas as pd
 
     table = pd.read_csv(out / "results.csv")
@@ -138,6 +129,8 @@ def test_absurd_size_is_refused_before_allocating(capsys):
     assert "GiB" in err and "choose a smaller --size" in err
 
 
+@pytest.mark.slow
+@pytest.mark.meet
 def test_gpu_without_gpu_exits_2(capsys):
     if not BACKENDS:
         pytest.skip("no backend under test")
@@ -149,6 +142,7 @@ def test_gpu_without_gpu_exits_2(capsys):
     assert "no GPU is usable" in capsys.readouterr().err
 
 
+@pytest.mark.packaging
 def test_missing_backend_names_the_extra(capsys):
     from sigbench import registry
 
@@ -159,6 +153,7 @@ def test_missing_backend_names_the_extra(capsys):
     assert f"pip install 'sigbench[{missing[0]}]'" in capsys.readouterr().err
 
 
+@pytest.mark.meet
 def test_demo_prints_the_tutorial_values(capsys):
     if not BACKENDS:
         pytest.skip("no backend under test")
@@ -187,6 +182,7 @@ def test_version_and_help(capsys):
     assert main([]) == 2
 
 
+@pytest.mark.backend("numpy")
 def test_failing_case_is_recorded_and_the_run_goes_on(tmp_path, monkeypatch, capsys):
     if "numpy" not in BACKENDS:
         pytest.skip("numpy is not under test")
@@ -206,18 +202,23 @@ def test_failing_case_is_recorded_and_the_run_goes_on(tmp_path, monkeypatch, cap
     assert any(r["status"] == "ok" and r["variant"] == "stable" for r in rows)
 
 
-def test_same_seed_same_inputs_and_numerics(tmp_path, capsys):
-    if not BACKENDS:
-        pytest.skip("no backend under test")
-    frames = []
-    for k in range(2):
-        out = tmp_path / f"seed{k}"
-        assert main(["run", *_backend_args(), *TINY, "--seed", "7", "-o", str(out)]) == 0
-        rows = json.loads((out / "results.json").read_text())["rows"]
-        frames.append({(r["workload"], r["backend"], r["variant"], r["size"]):
-                       (r.get("max_error"), r.get("max_abs_error")) for r in rows})
-        assert json.loads((out / "results.json").read_text())["metadata"]["seed"] == 7
-    assert frames[0] == frames[1]
+def _numerics(out):
+    document = json.loads((out / "results.json").read_text())
+    assert document["metadata"]["seed"] == 7
+    return {(r["workload"], r["backend"], r["variant"], r["size"]): (r.get("max_error"), r.get("max_abs_error"))
+            for r in document["rows"]}
+
+
+@pytest.mark.meet
+@pytest.mark.slow
+def test_same_seed_same_inputs_and_numerics(seeded_run, tmp_path):
+    assert seeded_run.code == 0
+    first = seeded_run.directory
+    again = tmp_path / "again"
+    # one process a case, not 3: the numerics check runs in a case's first process, so the count is no part
+    # of what is compared, and a third of the processes keeps this test short
+    assert main(["run", *_backend_args(), *TINY, "--seed", "7", "--processes", "1", "-o", str(again)]) == 0
+    assert _numerics(again) == _numerics(first)
 
 
 def test_python_api_rejects_bad_requests_before_running():
@@ -235,6 +236,7 @@ def test_python_api_rejects_bad_requests_before_running():
             validate_request(RunOptions(backends=BACKENDS[:1], sizes=[2**52], workloads=["sigmoid"]))
 
 
+@pytest.mark.slow
 def test_half_precision_training_is_a_skipped_row_not_an_error(tmp_path, capsys):
     if not BACKENDS:
         pytest.skip("no backend under test")

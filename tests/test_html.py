@@ -263,6 +263,7 @@ def _column_keys(page, table_index, column):
                          [table_index, column])
 
 
+@pytest.mark.slow
 def test_run_page_in_a_browser(browser, tmp_path, capsys):
     if not BACKENDS:
         pytest.skip("no backend under test")
@@ -348,6 +349,7 @@ def test_accuracy_page_in_a_browser(browser, tmp_path, capsys):
     assert ulps == sorted(ulps) and len(ulps) == len(measured)
 
 
+@pytest.mark.slow
 def test_loss_page_in_a_browser(browser, tmp_path, capsys):
     if not BACKENDS:
         pytest.skip("no backend under test")

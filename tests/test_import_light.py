@@ -1,7 +1,10 @@
 import subprocess
 import sys
 
+import pytest
 
+
+@pytest.mark.packaging
 def test_import_sigbench_loads_no_framework_and_no_pandas():
     code = (
         "import sys, sigbench, sigbench.cli, sigbench.registry, sigbench.interface\n"
@@ -13,6 +16,7 @@ def test_import_sigbench_loads_no_framework_and_no_pandas():
     assert out.stdout.strip() == ""
 
 
+@pytest.mark.packaging
 def test_help_and_version_stay_light():
     code = (
         "import sys\nfrom sigbench.cli import main\n"

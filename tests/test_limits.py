@@ -19,6 +19,7 @@ def test_floor_is_the_steps_flops_at_the_gemm_rate():
     assert limits.floor_columns(flops, 4e-5, {}) == {"floor_s": None, "floor_fraction": None}
 
 
+@pytest.mark.backend(param="name")
 @pytest.mark.parametrize("name", BACKENDS)
 def test_matmul_fn_multiplies(name):
     backend = need(name)
@@ -28,6 +29,7 @@ def test_matmul_fn_multiplies(name):
     assert out.dtype == np.float64
 
 
+@pytest.mark.backend("numpy")
 def test_gemm_rate_counts_two_flops_per_multiply_add(monkeypatch):
     backend = need("numpy")
     monkeypatch.setitem(limits.GEMM_N, "cpu", 128)
@@ -39,6 +41,7 @@ def test_gemm_rate_counts_two_flops_per_multiply_add(monkeypatch):
         limits.rate(backend, "flux", "cpu")
 
 
+@pytest.mark.backend("numpy")
 def test_training_rows_carry_the_floor_and_the_report_shows_it(tmp_path):
     need("numpy")
     from sigbench.plan import RunOptions

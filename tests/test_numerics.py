@@ -88,7 +88,8 @@ def _native_fast_path(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return wide, hard.astype(np.bool_)
 
 
-@pytest.mark.parametrize("fast_path", [_numba_fast_path, _native_fast_path], ids=["numba", "native"])
+@pytest.mark.parametrize("fast_path", [pytest.param(_numba_fast_path, id="numba", marks=pytest.mark.backend("numpy")),
+                                       pytest.param(_native_fast_path, id="native")])
 def test_ziv_fast_path_keeps_its_error_bound(fast_path):
     """The float64 value of NumPy's numba fast path, and of the native kernel of PyTorch and JAX (compiled with
     -march=native, so possibly with fused multiply-adds), before rounding, against mpmath: within a quarter of
@@ -197,6 +198,7 @@ _FLOAT64_MISROUNDED = np.array([
 ], np.uint32).view(np.float32)
 
 
+@pytest.mark.backend("numpy")
 @pytest.mark.parametrize("path", ["exact", "numba", "ufuncs"])
 def test_numpy_accurate_decides_the_inputs_float64_misrounds(monkeypatch, path):
     """NumPy's exact path is the kernel's, in long double: right where the float64 form is 1 ULP off and on the
@@ -270,6 +272,8 @@ def test_native_build_is_cached_and_leaves_no_partial_file(tmp_path, monkeypatch
     assert sorted(p.name for p in (tmp_path / "native").iterdir()) == [built.name]
 
 
+@pytest.mark.slow
+@pytest.mark.backend("numpy")
 def test_numba_loops_compile_once_and_later_processes_load_them(tmp_path):
     """NumPy's float32 ``accurate`` loops are compiled by the first process and loaded from the cache folder by
     the next (numba's own counters say which), with the same results."""
@@ -322,6 +326,7 @@ def test_accurate_without_a_compiler_takes_the_framework_path(backend, monkeypat
         assert g == _mp_round(value, 24) or (backend.name == "jax" and value < -87.3 and g == 0.0), value
 
 
+@pytest.mark.backend("numpy")
 @pytest.mark.parametrize("start_bits", [0x3F000000, 0x40A00000, 0xC1800000, 0xC2A00000])
 def test_numpy_accurate_without_numba_is_correctly_rounded_nearest_the_midpoints(monkeypatch, start_bits):
     """The ufunc fast path that runs when numba is missing keeps its own error bound, and says it runs."""
@@ -392,6 +397,7 @@ def test_derivative_vanishes_where_the_sigmoid_rounds_to_1(backend):
     assert abs(framework[3] - true[3]) <= 4 * float(np.spacing(np.float32(true[3])))  # s is accurate for x < 0
 
 
+@pytest.mark.backend("numpy")
 def test_measure_errors_finds_where_the_derivative_vanishes():
     backend = need("numpy")
     x = np.arange(np.float32(14), np.float32(18), np.float32(1 / 1024), dtype=np.float32)
@@ -412,6 +418,7 @@ EXACT_FAILURES = [
 ]
 
 
+@pytest.mark.backend(param="name")
 @pytest.mark.parametrize("form, name, y, z, loss, grad", EXACT_FAILURES)
 def test_bce_forms_return_the_clamp_and_a_zero_gradient(form, name, y, z, loss, grad):
     backend = need(name)
@@ -421,6 +428,7 @@ def test_bce_forms_return_the_clamp_and_a_zero_gradient(form, name, y, z, loss, 
     assert abs(true_loss - loss) > 1 and abs(true_grad) > 0.99  # far from the truth
 
 
+@pytest.mark.backend(param="name")
 @pytest.mark.parametrize("form, name", [("BCEWithLogitsLoss", "torch"), ("optax", "jax")])
 def test_logit_forms_follow_the_true_loss_where_the_tutorial_breaks(form, name):
     backend = need(name)
@@ -435,6 +443,7 @@ def test_logit_forms_follow_the_true_loss_where_the_tutorial_breaks(form, name):
                 assert abs(gg - true_grad) <= 1e-6 * abs(true_grad), (y, value)
 
 
+@pytest.mark.backend("numpy")
 def test_numpy_bce_step_is_the_training_steps_loss():
     """The per-element form averages to the hand-written step's own loss (an independent path: the session)."""
     backend = need("numpy")
@@ -462,6 +471,8 @@ def test_summarise_reports_the_clamp_and_departure():
     assert row["max_rel_err_typical"] < 1e-6
 
 
+@pytest.mark.slow
+@pytest.mark.meet
 def test_accuracy_quantities_write_their_files(tmp_path):
     if not BACKENDS:
         pytest.skip("no backend under test")
@@ -489,6 +500,7 @@ def test_loss_bad_input_exits_2(argv, fragment, tmp_path, capsys):
     assert fragment in capsys.readouterr().err
 
 
+@pytest.mark.backend("numpy")
 def test_numpy_accurate_places_its_output_half_a_page_from_its_input():
     """The numba loop ran 4-5x slower where its output started a multiple of 4 KiB (or 16 bytes more) past its
     input, as malloc placed it after a 4 MiB input ("4K aliasing"): the output is now kept half a page away,

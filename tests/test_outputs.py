@@ -43,6 +43,7 @@ def test_a_failed_write_names_the_file_and_what_was_kept(monkeypatch: pytest.Mon
     assert not any(p.name.startswith(".results.html") for p in out.iterdir())  # no temporary left behind
 
 
+@pytest.mark.backend("numpy")
 def test_a_run_whose_page_cannot_be_written_keeps_its_rows(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
                                                           capsys: pytest.CaptureFixture[str]) -> None:
     if "numpy" not in BACKENDS:

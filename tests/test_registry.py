@@ -88,6 +88,7 @@ def test_failing_plugin_is_skipped_with_a_warning(monkeypatch):
         registry.specs.cache_clear()
 
 
+@pytest.mark.packaging
 def test_backends_under_test_are_installed():
     for name in BACKENDS:
         assert registry.get_spec(name).installed, f"{name} was asked for but is not installed"

@@ -65,6 +65,7 @@ def test_stable_is_silent_and_saturates_at_plus_minus_1000(backend):
         assert np.all(np.isfinite(got))
 
 
+@pytest.mark.backend("numpy")
 def test_numpy_naive_overflows_and_warns_as_the_tutorial_does():
     from conftest import need
 

@@ -104,6 +104,7 @@ def test_hierarchical_interval_covers_the_true_level_despite_process_variance():
     assert naive_hits / trials <= 0.15
 
 
+@pytest.mark.slow
 def test_same_machine_twice_is_rarely_beyond_a_threshold():
     """An A/A comparison: two runs from the same process distribution; the ratio's interval lies beyond
     5% in at most a few percent of trials, while a real 30% slowdown is seen nearly always."""
@@ -135,6 +136,7 @@ def _draw_shared_machine_run(rng, processes, samples, scale=1.0):
     return run
 
 
+@pytest.mark.slow
 def test_judging_the_fast_end_gives_fewer_false_alarms_under_one_sided_interference_and_finds_slowdowns():
     """Why compare judges each process's 10th percentile: when a neighbour slows a share of the blocks, the
     median follows the share, which changes from run to run, and the low quantile does not. It also finds

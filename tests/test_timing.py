@@ -76,6 +76,7 @@ def test_first_call_is_apart_from_the_samples():
     assert max(m.samples_s) < 0.01
 
 
+@pytest.mark.backend("jax")
 def test_jax_compilation_is_in_the_first_call_only():
     backend = need("jax")
     fn = backend.sigmoid("stable", "float32", "cpu")
@@ -84,6 +85,7 @@ def test_jax_compilation_is_in_the_first_call_only():
     assert m.first_call_s > 10 * m.stats.median_s
 
 
+@pytest.mark.backend("jax")
 def test_jax_completes_calls_in_order_so_the_timer_may_wait_on_the_last_alone():
     """The timer's wait for JAX blocks on the block's last result only; every earlier call must be done then."""
     from sigbench.worker import timed_call
@@ -99,6 +101,7 @@ def test_jax_completes_calls_in_order_so_the_timer_may_wait_on_the_last_alone():
         assert all(result.is_ready() for result in results)
 
 
+@pytest.mark.backend("jax")
 def test_jax_timer_keeps_no_earlier_result_alive():
     """Kept results would make every call allocate a fresh output, a cost of the timer's, not of JAX's."""
     from sigbench.worker import timed_call
@@ -117,6 +120,8 @@ def test_jax_timer_keeps_no_earlier_result_alive():
     wait()
 
 
+@pytest.mark.slow
+@pytest.mark.backend("torch")
 def test_median_agrees_with_torch_benchmark_and_timeit_on_torch_sigmoid():
     backend = need("torch")
     import torch

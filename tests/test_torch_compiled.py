@@ -11,6 +11,8 @@ from sigbench.checks import train_verdict
 from sigbench.worker import train_check
 from sigbench.workloads import TrainConfig, train_start
 
+pytestmark = pytest.mark.backend("torch")
+
 
 @pytest.fixture(scope="module")
 def compiled():

@@ -44,6 +44,7 @@ def test_reference_and_numpy_gradients_against_central_differences():
             assert np_grads[index][coord] == pytest.approx(numeric, rel=1e-5, abs=1e-9), (name, coord)
 
 
+@pytest.mark.backend("torch")
 def test_numpy_gradients_match_torch_autograd():
     need("torch")
     import torch
@@ -60,6 +61,7 @@ def test_numpy_gradients_match_torch_autograd():
         np.testing.assert_allclose(mine, t.grad.numpy(), rtol=1e-10, atol=1e-15)
 
 
+@pytest.mark.backend("jax")
 def test_numpy_gradients_match_jax_grad():
     backend = need("jax")
     import jax
@@ -79,6 +81,7 @@ def test_numpy_gradients_match_jax_grad():
         np.testing.assert_allclose(mine, theirs, rtol=1e-10, atol=1e-15)
 
 
+@pytest.mark.backend("jax")
 def test_jax_gradients_stay_finite_when_the_sigmoid_saturates():
     backend = need("jax")
     import jax
@@ -94,6 +97,7 @@ def test_jax_gradients_stay_finite_when_the_sigmoid_saturates():
     del backend
 
 
+@pytest.mark.backend("torch")
 def test_torch_eager_matches_tutorial_code_epoch_by_epoch():
     backend = need("torch")
     import torch
@@ -120,6 +124,7 @@ def test_torch_eager_matches_tutorial_code_epoch_by_epoch():
     assert ours == tutorial
 
 
+@pytest.mark.meet
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_check_passes_for_every_backend(dtype, capsys):
     if not BACKENDS:
@@ -132,6 +137,7 @@ def test_check_passes_for_every_backend(dtype, capsys):
     assert "FAIL" not in out and out.count("PASS") >= len(BACKENDS)
 
 
+@pytest.mark.backend("numpy")
 def test_check_catches_adam_with_eps_inside_the_square_root(monkeypatch, capsys):
     need("numpy")
     from sigbench_backends import numpy_backend
@@ -149,6 +155,7 @@ def test_check_catches_adam_with_eps_inside_the_square_root(monkeypatch, capsys)
     assert "FAIL" in capsys.readouterr().out
 
 
+@pytest.mark.backend("jax")
 def test_float64_in_jax_does_not_change_later_float32_runs():
     backend = need("jax")
     import jax.numpy as jnp
@@ -231,6 +238,8 @@ def test_adam_sensitivity_is_the_derivative_of_the_step():
         np.testing.assert_allclose(s, np.abs(p - q) / (2 * h), rtol=1e-4)
 
 
+@pytest.mark.slow
+@pytest.mark.meet
 def test_check_passes_at_larger_shapes_where_adam_amplifies_rounding(capsys):
     if not BACKENDS:
         pytest.skip("no backend under test")

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from conftest import BACKENDS
+from conftest import TINY as SEEDED_TINY
 from sigbench import registry
 from sigbench.cli import main
 
@@ -64,6 +65,7 @@ def test_a_dying_worker_is_an_error_row_and_the_run_goes_on(tmp_path, faults, ca
     assert document["status"] == "complete"
 
 
+@pytest.mark.slow
 def test_a_hung_case_is_killed_at_its_timeout(tmp_path, faults, capsys):
     started = time.perf_counter()
     code, out = _fault_run(tmp_path, "hang", "ok", extra=["--case-timeout", "3"])
@@ -93,6 +95,7 @@ def test_peak_host_memory_of_a_known_allocation(tmp_path, faults, capsys):
     assert rows["alloc"]["peak_device_bytes"] is None  # CPU: no device memory to speak of
 
 
+@pytest.mark.backend("numpy")
 @linux_only
 def test_numpy_naive_allocates_temporaries_and_fast_does_not(tmp_path, capsys):
     if "numpy" not in BACKENDS:
@@ -124,19 +127,19 @@ def test_each_case_is_measured_in_k_processes(tmp_path, capsys):
     assert document["metadata"]["processes"] == 3 and document["metadata"]["mode"] == "workers"
 
 
-def test_in_process_and_workers_give_the_same_cases_and_checks(tmp_path, capsys):
-    if not BACKENDS:
-        pytest.skip("no backend under test")
+@pytest.mark.slow
+@pytest.mark.meet
+def test_in_process_and_workers_give_the_same_cases_and_checks(seeded_run, tmp_path, capsys):
+    """The shared run's workers (3 processes a case) against one run in this process, on the same seed."""
+    assert seeded_run.code == 0
+    out = tmp_path / "in"
+    assert main(["run", *sum((["-b", b] for b in BACKENDS), []), *SEEDED_TINY, "--seed", "7", "--in-process",
+                 "-o", str(out)]) == 0
     found = []
-    for mode in ([], ["--in-process"]):
-        out = tmp_path / ("in" if mode else "workers")
-        args = ["run", *sum((["-b", b] for b in BACKENDS), []), *TINY, "--processes", "1", "-o", str(out)]
-        if mode:
-            args = [a for a in args if a not in ("--processes", "1")] + mode
-        assert main(args) == 0
-        rows, document = _rows(out)
+    for directory in (seeded_run.directory, out):
+        _, document = _rows(directory)
         found.append(({(r["workload"], r["backend"], r["variant"], r["size"], r["status"], r.get("check_passed"),
-                         r.get("max_error")) for r in document["rows"]}, document["metadata"]["mode"]))
+                        r.get("max_error")) for r in document["rows"]}, document["metadata"]["mode"]))
     assert found[0][0] == found[1][0]
     assert [mode for _, mode in found] == ["workers", "in-process"]
 
@@ -159,19 +162,12 @@ def test_a_worker_imports_only_its_own_framework():
         handle.close()
 
 
-def test_the_run_process_imports_no_framework(tmp_path):
-    if not BACKENDS:
-        pytest.skip("no backend under test")
-    out = tmp_path / "out"
-    backends = ", ".join(repr(b) for b in BACKENDS)
-    code = ("import sys\nfrom sigbench.cli import main\n"
-            f"args = ['run', *sum((['-b', b] for b in [{backends}]), []), '-w', 'sigmoid', '-v', 'stable', "
-            f"'--size', '256', '--max-time', '0.01', '-q', '-o', {str(out)!r}]\n"
-            "assert main(args) == 0\n"
-            "print('heavy:' + ','.join(sorted({'torch', 'jax', 'jaxlib', 'scipy'} & set(sys.modules))))\n")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.strip().splitlines()[-1] == "heavy:"
+@pytest.mark.meet
+def test_the_run_process_imports_no_framework(seeded_run):
+    """The shared run ran in a process of its own that imported none of torch, jax and scipy: only its
+    workers did."""
+    assert seeded_run.code == 0
+    assert seeded_run.heavy == []
 
 
 # --- interruption: no orphan ---------------------------------------------------------------------
@@ -216,6 +212,7 @@ def start_run(tmp_path, out, tag, *extra):
     pytest.fail("the run saved no case within 120 s")
 
 
+@pytest.mark.slow
 @linux_only
 @pytest.mark.parametrize("mode", [[], ["--in-process"]], ids=["workers", "in-process"])
 @pytest.mark.parametrize("signum, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
@@ -266,6 +263,7 @@ def test_a_stop_that_lands_in_a_finaliser_is_taken_quietly_and_other_errors_stil
     assert sys.unraisablehook == reported.append
 
 
+@pytest.mark.slow
 @linux_only
 def test_a_killed_run_takes_its_workers_with_it(tmp_path):
     """SIGKILL cannot be caught: the kernel ends the workers (PR_SET_PDEATHSIG)."""
@@ -281,7 +279,9 @@ def test_a_killed_run_takes_its_workers_with_it(tmp_path):
     assert _alive_with(tag) == []
 
 
+@pytest.mark.slow
 @linux_only
+@pytest.mark.backend(param="name")
 @pytest.mark.parametrize("name", BACKENDS)
 def test_threads_are_honoured_in_every_worker_xla_included(name):
     """Each worker is pinned to --threads cores before its framework starts; XLA sizes its pools from that."""
@@ -303,6 +303,8 @@ def test_threads_are_honoured_in_every_worker_xla_included(name):
         assert counts[1] < counts[2]
 
 
+@pytest.mark.slow
+@pytest.mark.backend("jax")
 @linux_only
 def test_an_asynchronous_backend_holds_one_result_at_a_time(tmp_path, capsys):
     """JAX dispatches asynchronously: a warm-up that queued calls without waiting held ~30 outputs (2 GiB
