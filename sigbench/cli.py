@@ -86,11 +86,65 @@ def formats(text: str) -> tuple[str, ...]:
     return chosen
 
 
+#: --help is wrapped to the terminal, and never wider than this
+HELP_WIDTH = 100
+
+
+class HelpFormatter(argparse.HelpFormatter):
+    """Descriptions and epilogs wrapped by paragraph, lines that start with a space (examples, tables) kept
+    as written, and "(default: X)" after every option that has a default and does not already say it."""
+
+    def __init__(self, prog: str) -> None:
+        import shutil
+
+        super().__init__(prog, width=min(HELP_WIDTH, shutil.get_terminal_size().columns) - 2)
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        import textwrap
+
+        out: list[str] = []
+        paragraph: list[str] = []
+
+        def flush() -> None:
+            if paragraph:
+                out.extend(textwrap.wrap(" ".join(paragraph), width, initial_indent=indent,
+                                         subsequent_indent=indent, break_on_hyphens=False))
+                paragraph.clear()
+
+        for line in text.splitlines():
+            if not line.strip() or line.startswith(" "):
+                flush()
+                if len(indent + line) <= width:
+                    out.append(indent + line if line.strip() else "")
+                elif column := re.match(r"\s+\S+\s{2,}", line):  # a long table row: on under its 2nd column
+                    hang = " " * column.end()
+                    out.extend(textwrap.wrap(line.strip(), width, initial_indent=indent + line[:len(line) - len(
+                        line.lstrip())], subsequent_indent=indent + hang, break_on_hyphens=False))
+                else:  # an example: as written
+                    out.append(indent + line)
+            else:
+                paragraph.append(line.strip())
+                if line.rstrip().endswith(":"):  # a heading: what follows starts a line of its own
+                    flush()
+        flush()
+        return "\n".join(out)
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        default = action.default
+        if ("default" in text or default in (None, False, [], argparse.SUPPRESS) or action.nargs == 0
+                or not action.option_strings):
+            return text
+        if isinstance(default, (list, tuple)):
+            default = ", ".join(map(str, default))
+        return f"{text} (default: {str(default).replace('%', '%%')})"
+
+
 class Parser(argparse.ArgumentParser):
-    """argparse, with examples kept as written in the help."""
+    """argparse, with sigbench's help formatter."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        kwargs.setdefault("formatter_class", argparse.RawDescriptionHelpFormatter)
+        kwargs.setdefault("formatter_class", HelpFormatter)
         super().__init__(*args, **kwargs)
 
 
@@ -104,7 +158,16 @@ def build_parser() -> argparse.ArgumentParser:
         prog="sigbench",
         description="Compare NumPy, PyTorch and JAX on the same work: numerically checked, correctly timed.",
         epilog="examples:\n  sigbench run --quick\n  sigbench run -b torch -b jax --workload train\n"
-               "  sigbench check --steps 10 --dtype float64\n  sigbench compare reports/run-A reports/run-B",
+               "  sigbench check --steps 10 --dtype float64\n  sigbench compare reports/run-A reports/run-B\n"
+               "  sigbench ab .venv-old/bin/python .venv-new/bin/python -b jax -w train\n\n"
+               "exit codes:\n"
+               "  0    all good\n"
+               "  1    a numerics check failed, a case raised an error, compare or ab found a slowdown,\n"
+               "       noise flagged over 1% of its cases, or an output could not be written\n"
+               "  2    bad input: the message says what was wrong and what is allowed\n"
+               "  130  interrupted by Ctrl-C (143: by SIGTERM); the finished rows are saved\n\n"
+               "-v is --variant in every command, as -b is --backend and -w --workload (progress shows by "
+               "default; --quiet hides it)",
     )
     parser.add_argument("--version", action="version", version=f"sigbench {sigbench.__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -115,28 +178,31 @@ def build_parser() -> argparse.ArgumentParser:
                     "(K per case, one at a time: the interval of each median includes the variance between\n"
                     "processes); write results.csv, results.md, results.html and results.json (and PNG plots)\n"
                     "into a new folder under reports/ or --output-dir.",
-        epilog="variants (sigmoid):\n" + "\n".join(f"  {k:8} {v}" for k, v in SIGMOID_VARIANT_HELP.items())
-        + "\n  numexpr  (numpy only) a reference row for fast: numexpr, same threads, reused buffer"
-        + "\nvariants (train): numpy handwritten; torch eager (the tutorial's), foreach, fused (Adam kernels),"
-        "\n  manual (hand-written backward in torch ops + fused Adam), compiled (the whole step under"
-        "\n  torch.compile), graphed (a CUDA graph, GPU only); jax jit\n\n"
+        epilog="variants (sigmoid):\n" + "\n".join(f"  {k:9} {v}" for k, v in SIGMOID_VARIANT_HELP.items())
+        + "\n  numexpr   (numpy only) a reference row for fast: numexpr, same threads, reused buffer"
+        + "\n\nvariants (train):\n  numpy     handwritten\n  torch     eager (the tutorial's), foreach, fused (Adam "
+        "kernels), manual (hand-written backward in torch ops + fused Adam), compiled (the whole step under "
+        "torch.compile), graphed (a CUDA graph, GPU only)\n  jax       jit\n\n"
         "examples:\n  sigbench run --quick\n  sigbench run -b numpy -b torch --size 2^20 --size 2^24\n"
         "  sigbench run --workload train --batch 32 --batch 1024 --hidden 128 --hidden 1024",
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+        formatter_class=HelpFormatter)
     _add_run_options(run)
     _add_cluster_options(run, fleet=True)
     run.set_defaults(handler=cmd_run, preset="default")
 
     aa = commands.add_parser(
-        "aa", help="A/A test: the same run twice, then compare: this machine's false-alarm rate",
+        "noise", aliases=["aa"],
+        help="this machine's noise: the same run twice, then compare (an A/A test; also: aa)",
         description="Run the same benchmark twice, one run after the other, into DIR/a and DIR/b, then compare "
-                    "them. Nothing changed between the two, so every case compare flags beyond the threshold is a "
-                    "false alarm. Writes DIR/aa.md; exit 1 when more than 1% of the cases are flagged.",
-        epilog="examples:\n  sigbench aa\n  sigbench aa --processes 5 -b jax -w sigmoid",
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+                    "them (an A/A test: `sigbench aa` is the same command). Nothing changed between the two, so "
+                    "every case compare flags beyond the threshold is a false alarm: the rate says how far this "
+                    "machine's noise alone moves a result. Writes DIR/aa.md; exit 1 when more than 1% of the "
+                    "cases are flagged.",
+        epilog="examples:\n  sigbench noise\n  sigbench noise --processes 5 -b jax -w sigmoid",
+        formatter_class=HelpFormatter)
     _add_run_options(aa)
     aa.add_argument("--threshold", type=percentage, default=0.05, metavar="P",
-                    help="the change compare flags, e.g. 5%% (default)")
+                    help="the change compare flags, e.g. 10%% (default: 5%%)")
     aa.set_defaults(handler=cmd_aa, preset="default")
 
     ab = commands.add_parser(
@@ -156,18 +222,18 @@ def build_parser() -> argparse.ArgumentParser:
                "  sigbench ab .venv-jax09/bin/python .venv-jax010/bin/python -b jax -w train\n"
                "  sigbench ab .venv-np23/bin/python .venv-np24/bin/python -b numpy -w sigmoid --max-time 300\n"
                "  sigbench ab python3 python3 -b numpy --threshold 2%   # an A/A: the same environment twice",
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+        formatter_class=HelpFormatter)
     ab.add_argument("python_a", metavar="PYTHON_A",
                     help="side A's interpreter (the baseline), e.g. .venv-old/bin/python")
     ab.add_argument("python_b", metavar="PYTHON_B", help="side B's interpreter, e.g. .venv-new/bin/python")
     _add_selection_options(ab, sizes="2^10, 2^16, 2^20")
     ab.add_argument("--threshold", type=percentage, default=0.05, metavar="P",
-                    help="the change that counts, e.g. 5%% (default 5%%)")
+                    help="the change that counts, e.g. 5%% (default: 5%%)")
     ab.add_argument("--max-time", type=positive_float, default=600.0, metavar="S",
-                    help="stop starting rounds after S seconds (default 600); the round under way finishes")
+                    help="stop starting rounds after S seconds (default: 600); the round under way finishes")
     ab.add_argument("--max-rounds", type=positive_int, metavar="N", help="stop after N rounds (default: no limit)")
     ab.add_argument("--level", type=float, default=0.95, metavar="C",
-                    help="confidence of the intervals, all cases and looks at once (default 0.95)")
+                    help="confidence of the intervals, all cases and looks at once (default: 0.95)")
     ab.add_argument("--statistic", default="p10", choices=("p10", "median"),
                     help="what each process gives a round: the 10th percentile of its per-call times (default) "
                          "or their median")
@@ -183,23 +249,24 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="the tutorial's first example: sigmoid of [-2, -1, 0, 1, 2]",
                                description="Print the sigmoid of [-2, -1, 0, 1, 2] in each backend.",
                                epilog="example:\n  sigbench demo --backend torch",
-                               formatter_class=argparse.RawDescriptionHelpFormatter)
+                               formatter_class=HelpFormatter)
     _add_backend_option(demo)
     demo.set_defaults(handler=cmd_demo)
 
     info = commands.add_parser("info", help="backends, installed or not, versions and devices",
                                description="List every backend: installed or not (and the extra that installs "
-                                           "it), versions, devices, variants.")
+                                           "it), versions, devices, variants.",
+                               epilog="example:\n  sigbench info")
     info.set_defaults(handler=cmd_info)
 
     train = commands.add_parser(
         "train", help="the tutorial's training loop in one backend, a line per epoch",
         description="Train the tutorial's network on its random batch, printing 'Epoch [k/N], Loss: ...'.",
         epilog="example:\n  sigbench train --backend jax --epochs 10",
-        formatter_class=argparse.RawDescriptionHelpFormatter)
-    train.add_argument("--backend", "-b", default="torch", metavar="NAME", help="backend (default torch)")
+        formatter_class=HelpFormatter)
+    train.add_argument("--backend", "-b", default="torch", metavar="NAME", help="backend (default: torch)")
     train.add_argument("--variant", "-v", metavar="NAME", help="training variant (default: the backend's first)")
-    train.add_argument("--epochs", type=positive_int, default=10, metavar="N", help="epochs (default 10)")
+    train.add_argument("--epochs", type=positive_int, default=10, metavar="N", help="epochs (default: 10)")
     _add_train_shape(train)
     train.set_defaults(handler=cmd_train)
 
@@ -208,9 +275,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run every backend and variant for K steps from one starting point, comparing the loss and "
                     "every parameter with a float64 NumPy reference after each step. Exit 1 beyond tolerance.",
         epilog="example:\n  sigbench check --steps 10 --dtype float64",
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+        formatter_class=HelpFormatter)
     _add_backend_option(check)
-    check.add_argument("--steps", type=positive_int, default=10, metavar="K", help="steps (default 10)")
+    check.add_argument("--steps", type=positive_int, default=10, metavar="K", help="steps (default: 10)")
     _add_train_shape(check)
     check.set_defaults(handler=cmd_check)
 
@@ -226,12 +293,12 @@ def build_parser() -> argparse.ArgumentParser:
                     "--threshold from the intervals the cases ended with.",
         epilog="examples:\n  sigbench compare reports/run-A reports/run-B --threshold 5%\n"
                "  sigbench compare reports/ab-20261206-120000 --threshold 10%   # an ab run's verdicts, again",
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+        formatter_class=HelpFormatter)
     compare.add_argument("base", type=Path, metavar="BASE", help="results.json or run folder")
     compare.add_argument("new", type=Path, metavar="NEW", nargs="?",
                          help="results.json or run folder (none where BASE is an ab run's folder)")
     compare.add_argument("--threshold", type=percentage, default=0.05, metavar="P",
-                         help="slowdown that counts, e.g. 5%% (default)")
+                         help="slowdown that counts, e.g. 10%% (default: 5%%)")
     compare.add_argument("--output", type=Path, metavar="FILE.md", help="also write the table here")
     compare.set_defaults(handler=cmd_compare)
 
@@ -243,7 +310,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "and a plot of the error against x per dtype.",
         epilog="examples:\n  sigbench accuracy\n  sigbench accuracy --exhaustive --dtype float32 -o reports/acc32\n"
                "  sigbench accuracy --quantity grad --dtype float16\n  sigbench accuracy --quantity loss",
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+        formatter_class=HelpFormatter)
     _add_backend_option(accuracy)
     accuracy.add_argument("--quantity", default="value", choices=("value", "grad", "loss"),
                           help="value (the sigmoid, default), grad (its derivative) or loss (BCE and d BCE/d logit)")
@@ -252,7 +319,7 @@ def build_parser() -> argparse.ArgumentParser:
     accuracy.add_argument("--dtype", action="append", default=[], metavar="NAME",
                           help="float16, bfloat16, float32 or float64 (repeat; default: all)")
     accuracy.add_argument("--exhaustive", action="store_true", help="float32: every one of the 2^32 inputs")
-    accuracy.add_argument("--seed", type=non_negative_int, default=0, metavar="S", help="sample seed (default 0)")
+    accuracy.add_argument("--seed", type=non_negative_int, default=0, metavar="S", help="sample seed (default: 0)")
     accuracy.add_argument("--output-dir", "-o", type=Path, metavar="DIR",
                           help="default: a new folder under reports/")
     accuracy.add_argument("--force", action="store_true", help="write into a non-empty --output-dir")
@@ -266,7 +333,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "machines, versions) are merged into one report with the machine as a dimension. Given an ab "
                     "run's folder, rebuild its ab-results files.",
         epilog="example:\n  sigbench report reports/run-A reports/run-B --output-dir reports/merged",
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+        formatter_class=HelpFormatter)
     report.add_argument("paths", type=Path, nargs="+", metavar="PATH", help="results.json files or run folders")
     report.add_argument("--output-dir", "-o", type=Path, metavar="DIR", help="default: a new folder under reports/")
     report.add_argument("--force", action="store_true", help="write into a non-empty --output-dir")
@@ -284,9 +351,9 @@ def _add_selection_options(parser: argparse.ArgumentParser, sizes: str = "2^10, 
     parser.add_argument("--size", "-n", action="append", default=[], type=positive_int, metavar="N",
                         help=f"sigmoid input length, e.g. 4096 or 2^20 (repeat; default: {sizes})")
     parser.add_argument("--batch", action="append", default=[], type=positive_int, metavar="N",
-                        help="training batch size (repeat; default 32)")
+                        help="training batch size (repeat; default: 32)")
     parser.add_argument("--hidden", action="append", default=[], type=positive_int, metavar="N",
-                        help="training hidden width (repeat; default 128)")
+                        help="training hidden width (repeat; default: 128)")
     parser.add_argument("--dtype", default="float32", metavar="NAME", help=f"one of {', '.join(DTYPES)}")
     parser.add_argument("--device", default="cpu", metavar="NAME", help="cpu, or cuda / gpu for the GPU")
     preset = parser.add_mutually_exclusive_group()
@@ -299,12 +366,13 @@ def _add_selection_options(parser: argparse.ArgumentParser, sizes: str = "2^10, 
 def _add_output_options(parser: argparse.ArgumentParser, folder: str = "run") -> None:
     parser.add_argument("--threads", type=positive_int, metavar="N", help="CPU threads for every backend "
                         "(default: all cores)")
-    parser.add_argument("--seed", type=non_negative_int, default=0, metavar="S", help="seed of every input (default 0)")
+    parser.add_argument("--seed", type=non_negative_int, default=0, metavar="S",
+                        help="seed of every input (default: 0)")
     parser.add_argument("--output-dir", "-o", type=Path, metavar="DIR",
                         help=f"where to write (default: a new folder reports/{folder}-<time>)")
     parser.add_argument("--force", action="store_true", help="write into a non-empty --output-dir")
     parser.add_argument("--format", type=formats, default=FORMATS, metavar="LIST",
-                        help=f"files to write besides the JSON: any of {','.join(FORMATS)} (default all)")
+                        help=f"files to write besides the JSON: any of {','.join(FORMATS)} (default: all)")
     parser.add_argument("--quiet", "-q", action="store_true",
                         help="no progress (a bar on a terminal, else plain lines on stderr; --json implies --quiet)")
     parser.add_argument("--json", action="store_true", help="print the results JSON to stdout instead of the table")
@@ -312,8 +380,11 @@ def _add_output_options(parser: argparse.ArgumentParser, folder: str = "run") ->
 
 def _add_run_options(parser: argparse.ArgumentParser) -> None:
     _add_selection_options(parser)
-    parser.add_argument("--min-time", type=positive_float, metavar="S", help="sample each case at least S seconds")
-    parser.add_argument("--max-time", type=positive_float, metavar="S", help="sample each case at most S seconds")
+    # the presets' times (timing.PRESETS, which imports NumPy: --help stays light; a test holds them equal)
+    parser.add_argument("--min-time", type=positive_float, metavar="S",
+                        help="sample each case at least S seconds (default: 0.015; --quick 0.02, --rigorous 0.3)")
+    parser.add_argument("--max-time", type=positive_float, metavar="S",
+                        help="sample each case at most S seconds (default: 0.08; --quick 0.15, --rigorous 1.5)")
     _add_output_options(parser)
     _add_execution_options(parser)
 
@@ -371,10 +442,10 @@ def cmd_fleet_run(args: argparse.Namespace) -> int:
 def _add_train_shape(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dtype", default="float32", metavar="NAME", help="float32 (default) or float64")
     parser.add_argument("--device", default="cpu", metavar="NAME", help="cpu, or cuda / gpu")
-    parser.add_argument("--seed", type=non_negative_int, default=0, metavar="S", help="seed (default 0)")
-    parser.add_argument("--batch", type=positive_int, default=32, metavar="N", help="batch size (default 32)")
-    parser.add_argument("--hidden", type=positive_int, default=128, metavar="N", help="hidden width (default 128)")
-    parser.add_argument("--lr", type=positive_float, default=0.01, metavar="LR", help="learning rate (default 0.01)")
+    parser.add_argument("--seed", type=non_negative_int, default=0, metavar="S", help="seed (default: 0)")
+    parser.add_argument("--batch", type=positive_int, default=32, metavar="N", help="batch size (default: 32)")
+    parser.add_argument("--hidden", type=positive_int, default=128, metavar="N", help="hidden width (default: 128)")
+    parser.add_argument("--lr", type=positive_float, default=0.01, metavar="LR", help="learning rate (default: 0.01)")
 
 
 # --- commands --------------------------------------------------------------------------------
@@ -420,10 +491,11 @@ def cmd_aa(args: argparse.Namespace) -> int:
     from sigbench import comparison, progress, results
 
     directory = results.prepare_output_dir(args.output_dir, args.force)
-    with progress.bar("sigbench aa", quiet=args.quiet or args.json) as show:
+    with progress.bar(f"sigbench {args.command}", quiet=args.quiet or args.json) as show:
         outcome = comparison.aa_test(run_options(args, directory), directory, args.threshold, show)
     print(outcome.text)
-    print(f"sigbench aa: {len(outcome.flagged)} of {len(outcome.rows)} cases flagged beyond {args.threshold:.0%} "
+    print(f"sigbench {args.command}: {len(outcome.flagged)} of {len(outcome.rows)} cases flagged beyond "
+          f"{args.threshold:.0%} "
           f"({outcome.rate:.1%}; goal at most {comparison.AA_GOAL:.0%}); runs and aa.md in {directory}/",
           file=sys.stderr)
     return outcome.exit_code

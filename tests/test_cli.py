@@ -174,12 +174,63 @@ def test_version_and_help(capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["--version"])
     assert exit_info.value.code == 0 and sigbench.__version__ in capsys.readouterr().out
-    for command in ("run", "aa", "demo", "info", "train", "check", "compare", "report", "accuracy"):
+    for command in ("run", "noise", "demo", "info", "train", "check", "compare", "report", "accuracy", "ab"):
         with pytest.raises(SystemExit) as exit_info:
             main([command, "--help"])
         assert exit_info.value.code == 0
         assert "usage: sigbench " + command in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        main(["aa", "--help"])  # the A/A test's first name, kept
+    assert "usage: sigbench noise" in capsys.readouterr().out
     assert main([]) == 2
+
+
+def _help_of(argv, columns, monkeypatch, capsys):
+    monkeypatch.setenv("COLUMNS", str(columns))
+    with pytest.raises(SystemExit) as exit_info:
+        main([*argv, "--help"])
+    assert exit_info.value.code == 0
+    return capsys.readouterr().out
+
+
+COMMANDS = ["run", "noise", "ab", "demo", "info", "train", "check", "compare", "accuracy", "report"]
+
+
+@pytest.mark.parametrize("columns", [80, 300])
+def test_every_help_fits_100_columns_with_an_example_and_every_default(columns, monkeypatch, capsys):
+    import argparse
+
+    from sigbench.cli import build_parser
+
+    parser = build_parser()
+    (subparsers,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    assert sorted(COMMANDS) == sorted(name for name in subparsers.choices if name != "aa")
+    for command in COMMANDS:
+        text = _help_of([command], columns, monkeypatch, capsys)
+        # wrapped to the terminal, never past 100 columns; examples are kept as written (under 100)
+        too_wide = [line for line in text.splitlines()
+                    if len(line) > 100 or (len(line) > columns and not line.startswith("  sigbench "))]
+        assert not too_wide, (command, too_wide)
+        assert "example" in text and f"\n  sigbench {command}" in text, command
+        for action in subparsers.choices[command]._actions:
+            takes_value = action.option_strings and action.nargs != 0 and action.help != argparse.SUPPRESS
+            if takes_value and action.default not in (None, [], False):
+                # the option's own lines, up to the next option: it names its default
+                flag = action.option_strings[0]
+                own = text[text.index(f"  {flag}"):].split("\n  -")[0]
+                assert "default" in own, (command, flag, own)
+    main_help = _help_of([], columns, monkeypatch, capsys)
+    assert "exit codes:" in main_help and "\n  2    bad input" in main_help and "130" in main_help
+    assert all(len(line) <= 100 for line in main_help.splitlines())
+
+
+def test_help_gives_the_presets_times(monkeypatch, capsys):
+    from sigbench.timing import PRESETS
+
+    text = " ".join(_help_of(["run"], 300, monkeypatch, capsys).split())
+    for flag, field in (("--min-time", "min_time_s"), ("--max-time", "max_time_s")):
+        values = [getattr(PRESETS[name], field) for name in ("default", "quick", "rigorous")]
+        assert f"(default: {values[0]:g}; --quick {values[1]:g}, --rigorous {values[2]:g})" in text, flag
 
 
 @pytest.mark.backend("numpy")
