@@ -71,8 +71,12 @@ def test_finds_a_known_slowdown_and_records_both_sides(slow_run: Path) -> None:
     for row in rows.values():
         assert row["verdict"] == "slower", row
         # the plugin does 24 iterations against 20: the interval holds 1.2 (less the calls' own overhead, under
-        # 1% of a call), and lies beyond the threshold
-        assert 1.05 < row["ci_low"] <= 1.2 and row["ci_high"] >= 1.2 * 0.99 and 1.1 < row["ratio"] < 1.3, row
+        # 1% of a call), and lies beyond the threshold. That is what ab promises (each interval holds the truth,
+        # all cases and looks at once, at 95%; in reports/ab-power none of 176 A/A verdicts erred); the point
+        # estimate carries no such promise: with a second test suite beside this one, a case decided at the
+        # first look (10 rounds) gave 2.0 within [1.16, 3.19], a right verdict, and once failed a bound on it
+        assert 1.05 < row["ci_low"] <= 1.2 and row["ci_high"] >= 1.2 * 0.99, row
+        assert row["ci_low"] <= row["ratio"] <= row["ci_high"], row
         assert row["check_passed_a"] is True and row["check_passed_b"] is True
         assert row["rounds"] >= abtest.sequential.FIRST_LOOK and len(row["per_round"]) == row["rounds"]
     sides = document["metadata"]["sides"]
@@ -99,7 +103,6 @@ def test_aa_finds_the_same(envs: dict[str, Path], tmp_path: Path) -> None:
     # paths differ in layout, which moved a memory-bound kernel by up to 3% in reports/ab-power (CI found
     # 0.9956-1.0x on a run of this test), so a tight interval beside 1 is a true finding, not an error
     assert 1 / 1.1 <= row["ci_low"] <= row["ratio"] <= row["ci_high"] <= 1.1, row
-    assert 0.97 <= row["ratio"] <= 1.03, row  # the largest layout effect measured (reports/ab-power)
 
 
 def test_a_fault_on_one_side_is_that_sides_error_row(envs: dict[str, Path], tmp_path: Path) -> None:
