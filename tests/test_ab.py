@@ -179,8 +179,10 @@ def test_report_compare_and_load_read_an_ab(slow_run: Path, tmp_path: Path) -> N
     out = slow_run
     compared = cli("compare", str(out))
     assert compared.returncode == 1 and "| **slower** |" in compared.stdout and "work factor 1.2" in compared.stdout
-    # at a threshold above the slowdown, the same interval says it is not beyond it
-    loose = cli("compare", str(out), "--threshold", "60%")
+    # at a threshold wider than every interval, the same intervals lie within it: same. (Not a fixed 60%: a case
+    # decided at its first look with a second test suite beside it had 1.09-4.19, beyond any fixed threshold.)
+    widest = max(row["ci_high"] for row in json.loads((out / "ab-results.json").read_text())["rows"])
+    loose = cli("compare", str(out), "--threshold", f"{100 * (widest * 1.05 - 1):.0f}%")
     assert loose.returncode == 0 and "| **same** |" in loose.stdout, loose.stdout
     rebuilt = tmp_path / "rebuilt"
     reported = cli("report", str(out), "-o", str(rebuilt))
