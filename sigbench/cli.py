@@ -431,7 +431,13 @@ def cmd_fleet_run(args: argparse.Namespace) -> int:
         directory = results.prepare_output_dir(args.output_dir, args.force)
         outcome = fleet.execute(pool, argv, args.backend, args.hosts, args.workload or list(WORKLOADS), args.dtype,
                                 args.device, directory, args.format, show)
-    print((directory / results.RESULTS_MD).read_text(encoding="utf-8"))
+    if args.json:  # each host's results.json, as run --json prints one, and the hosts that gave none
+        import json
+
+        hosts = {str(d.get("metadata", {}).get("hostname")): d for d in outcome.documents}
+        print(json.dumps(results.json_safe({"hosts": hosts, "failures": outcome.failures}), indent=1))
+    else:
+        print((directory / results.RESULTS_MD).read_text(encoding="utf-8"))
     for host, why in outcome.failures.items():
         print(f"sigbench: {host} gave no results: {why}", file=sys.stderr)
     print(f"sigbench: {len(outcome.documents)} host(s); results in {directory}/<host>/, merged in {directory}/",
@@ -493,7 +499,15 @@ def cmd_aa(args: argparse.Namespace) -> int:
     directory = results.prepare_output_dir(args.output_dir, args.force)
     with progress.bar(f"sigbench {args.command}", quiet=args.quiet or args.json) as show:
         outcome = comparison.aa_test(run_options(args, directory), directory, args.threshold, show)
-    print(outcome.text)
+    if args.json:  # the comparison's rows and the rate, as data
+        import json
+
+        print(json.dumps(results.json_safe({
+            "threshold": args.threshold, "cases": len(outcome.rows), "flagged": len(outcome.flagged),
+            "rate": outcome.rate, "goal": comparison.AA_GOAL, "runs": [str(directory / "a"), str(directory / "b")],
+            "rows": outcome.rows}), indent=1))
+    else:
+        print(outcome.text)
     print(f"sigbench {args.command}: {len(outcome.flagged)} of {len(outcome.rows)} cases flagged beyond "
           f"{args.threshold:.0%} "
           f"({outcome.rate:.1%}; goal at most {comparison.AA_GOAL:.0%}); runs and aa.md in {directory}/",

@@ -1,4 +1,5 @@
 import json
+import re
 
 import numpy as np
 import pytest
@@ -160,8 +161,6 @@ def test_results_writes_are_atomic(tmp_path, monkeypatch):
 
 
 def test_aa_runs_twice_compares_and_shows_one_progress_through_both(tmp_path, capsys):
-    import re
-
     from conftest import BACKENDS
 
     if not BACKENDS:
@@ -180,3 +179,19 @@ def test_aa_runs_twice_compares_and_shows_one_progress_through_both(tmp_path, ca
     assert len({t for _, t in steps}) == 1 and steps[-1][0] == steps[-1][1] == 2 * 4 * 2
     assert all(a[0] <= b[0] for a, b in zip(steps, steps[1:]))
     assert captured.err.count(": done") == 1
+
+
+def test_aa_json_prints_the_rows_and_the_rate(tmp_path, capsys):
+    from conftest import BACKENDS
+
+    if not BACKENDS:
+        pytest.skip("no backend under test")
+    out = tmp_path / "aa"
+    code = main(["noise", "--backend", BACKENDS[0], "-w", "sigmoid", "-v", "stable", "--size", "256", "--max-time",
+                 "0.01", "--min-time", "0.005", "--processes", "1", "--json", "-o", str(out)])
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["cases"] == len(printed["rows"]) == 1 and printed["threshold"] == 0.05
+    assert printed["flagged"] == sum(row["verdict"] in ("SLOWER", "FASTER") for row in printed["rows"])
+    assert printed["rate"] == printed["flagged"] / printed["cases"] and code == (1 if printed["rate"] > 0.01 else 0)
+    found = re.search(r"A/A false-alarm rate: (\d+) of (\d+) cases", (out / "aa.md").read_text())
+    assert found and (int(found[1]), int(found[2])) == (printed["flagged"], printed["cases"])

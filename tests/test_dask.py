@@ -164,10 +164,12 @@ def test_fleet_run_brings_back_each_hosts_results_and_a_merged_report(scheduler_
     missing = [name for name in registry.BUILTIN if name not in registry.installed_names()]
     argv = ["run", "--quick", "-b", "numpy", *(f"-b{name}" for name in missing[:1]), "-w", "sigmoid",
             "-n", "1024", "-o", str(tmp_path / "fleet"), "--scheduler-file", str(scheduler_file)]
-    finished = sigbench(*argv)
+    finished = sigbench(*argv, "--json")
     assert finished.returncode == 0, finished.stderr
     hostname = socket.gethostname()
     document = json.loads((tmp_path / "fleet" / hostname / "results.json").read_text())
+    printed = json.loads(finished.stdout)  # --json: each host's results.json, and the hosts that gave none
+    assert printed["failures"] == {} and printed["hosts"][hostname]["rows"] == document["rows"]
     ok = [r for r in document["rows"] if r["status"] == "ok"]
     assert {r["backend"] for r in ok} == {"numpy"} and all(r["machine"] == hostname for r in ok)
     assert all(r["size"] == 1024 and r["check_passed"] for r in ok)
