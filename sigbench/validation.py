@@ -60,8 +60,13 @@ def results_schema() -> dict[str, Any]:
     timed = {"properties": {"size": {"type": "integer", "minimum": 0},
                             **{column: {"type": "number", "minimum": 0} for column in REQUIRED_TIMES}},
              "required": list(REQUIRED_TIMES)}
+    # a training case with a size has its hidden width (the reports title its tables by it); only a fleet
+    # host's row for a backend it lacks has neither
+    trained = {"if": {"properties": {"workload": {"const": "train"}, "size": {"type": "integer"}},
+                      "required": ["workload", "size"]},
+               "then": {"properties": {"hidden": {"type": "integer", "minimum": 1}}, "required": ["hidden"]}}
     row = {"type": "object", "properties": columns, "required": list(KEY_COLUMNS) + ["status"],
-           "if": {"properties": {"status": {"const": "ok"}}}, "then": timed}
+           "allOf": [{"if": {"properties": {"status": {"const": "ok"}}}, "then": timed}, trained]}
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "$id": "https://sigbench.invalid/results.schema.json",

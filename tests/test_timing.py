@@ -145,7 +145,7 @@ def test_median_agrees_with_torch_benchmark_and_timeit_on_torch_sigmoid():
     # per-round ratios of the medians of those blocks, whose median over 60 rounds a few rounds split by a
     # change of spell cannot move. The two references disagree with each other too (torch.utils.benchmark
     # times the bare statement, the other two a lambda around it): sigbench must agree with their consensus
-    # (the geometric mean of the two) within 10%, and with each within 20%.
+    # (the geometric mean of their two medians) within 10%, and with each within 20%.
     order = random.Random(7)
     loops = measure(lambda: torch.sigmoid(x), lambda: backend.synchronize("cpu"), config).loops_per_sample
 
@@ -165,9 +165,12 @@ def test_median_agrees_with_torch_benchmark_and_timeit_on_torch_sigmoid():
         taken = {name: timers[name]() for name in order.sample(sorted(timers), 3)}
         rounds.append((taken["ours"], taken["theirs"], taken["plain"]))
     rounds = rounds[1:]
-    to_both = float(np.median([o / math.sqrt(t * p) for o, t, p in rounds]))
     to_theirs = float(np.median([o / t for o, t, _ in rounds]))
     to_plain = float(np.median([o / p for o, _, p in rounds]))
+    # the consensus of the two verdicts, not the median of per-round geometric means: in a round where a spell
+    # fell on one reference alone, that mean is off with it (with a second suite beside this one: 0.893 while
+    # the two medians were 1.006 and 0.996)
+    to_both = math.sqrt(to_theirs * to_plain)
     assert abs(to_both - 1) < 0.10 and abs(to_theirs - 1) < 0.20 and abs(to_plain - 1) < 0.20, (
         f"sigbench over both references, over torch.utils.benchmark and over timeit, medians over rounds: "
         f"{to_both:.3f}, {to_theirs:.3f}, {to_plain:.3f}; rounds (sigbench, torch.utils.benchmark, timeit): {rounds}")

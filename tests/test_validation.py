@@ -9,7 +9,7 @@ import math
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 import sigbench
@@ -59,6 +59,7 @@ def mutate(document: dict, row: int, field: str, value: object) -> dict:
     (0, "error_unit", "furlongs", "'furlongs' is not one of"),
     (1, "size", "32", "'32' is not of type 'integer'"),
     (0, "status", "fine", "'fine' is not one of"),
+    (1, "hidden", None, "None is not of type 'integer'"),  # a training row's tables are titled by it
 ])
 def test_a_wrong_row_names_the_file_the_row_and_the_field(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                                           row: int, field: str, value: object, says: str) -> None:
@@ -103,6 +104,10 @@ MUTATIONS = st.one_of(
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(mutation=MUTATIONS)
+# found by this test in a run under load: a training row without its hidden width passed the schema, and the
+# report's int(NaN) ended in a traceback; kept as examples every run tries
+@example(mutation=("value", 1, "hidden", None))
+@example(mutation=("value", 2, "hidden", None))
 def test_no_mutation_of_a_results_file_ends_in_a_traceback(tmp_path: Path, mutation: tuple) -> None:
     kind, row, what, value = mutation
     document = small_document()
