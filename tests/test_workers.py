@@ -95,6 +95,18 @@ def test_peak_host_memory_of_a_known_allocation(tmp_path, faults, capsys):
     assert rows["alloc"]["peak_device_bytes"] is None  # CPU: no device memory to speak of
 
 
+@linux_only
+def test_the_timers_statistics_add_nothing_to_a_cases_peak():
+    """The timer's statistics, first called inside a case (as on a busy machine, where the stopping rule is
+    reached sooner), add nothing to that case's peak memory: the worker has run them once before."""
+    code = ("from sigbench import stats, worker\n"
+            "with worker.BackendWorker._peak_memory(object(), 'cpu') as peaks:\n"
+            "    stats.summarize([1e-6 * (1 + i / 100) for i in range(8)])\n"
+            "print(peaks['peak_host_bytes'])\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert int(done.stdout) <= 64 * os.sysconf("SC_PAGE_SIZE")  # 2.2 MB before the worker warmed them
+
+
 @pytest.mark.backend("numpy")
 @linux_only
 def test_numpy_naive_allocates_temporaries_and_fast_does_not(tmp_path, capsys):
