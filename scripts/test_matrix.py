@@ -71,6 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--before", type=Path, help="the JUnit files of the old layout")
     parser.add_argument("--after", type=Path, help="the JUnit files of the new layout")
     parser.add_argument("-o", "--output", type=Path, help="folder for matrix.csv and README.md (with --before)")
+    parser.add_argument("--about", default="", help="a paragraph for README.md: where the two layouts' runs came from")
     args = parser.parse_args(argv)
     if args.directory is not None:
         for test_id, outcomes in sorted(read_junit(args.directory).items()):
@@ -86,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
-    lines = ["# Test ids and the tox envs they ran in, before and after", "",
+    lines = ["# Test ids and the tox envs they ran in, before and after", "", *([args.about, ""] if args.about else []),
              "| layout | test ids passed somewhere | test runs passed | runs skipped | runs failed |",
              "|---|---|---|---|---|", summary("before", before), summary("after", after), "",
              f"Passed somewhere before and nowhere after (coverage lost): {len(lost)}", ""]
