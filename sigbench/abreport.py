@@ -7,12 +7,11 @@ ratio and interval, and the rounds as they came in.
 from __future__ import annotations
 
 import html as html_escape
-import json
 import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sigbench.results import atomic_write_text, json_safe, save_figure
+from sigbench.results import atomic_write_text, json_text, save_figure
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -33,7 +32,7 @@ COLUMNS: tuple[str, ...] = (
 def write(directory: Path, document: dict[str, Any], formats: tuple[str, ...], final: bool) -> None:
     """ab-results.json always (what ``report`` and ``compare`` read); .csv and .md as asked; the page and
     the chart once the run has ended (``final``)."""
-    atomic_write_text(directory / AB_JSON, json.dumps(json_safe(document), indent=1) + "\n")
+    atomic_write_text(directory / AB_JSON, json_text(document) + "\n")
     if "csv" in formats:
         atomic_write_text(directory / AB_CSV, frame(document["rows"]).to_csv(index=False))
     if "md" in formats:

@@ -184,8 +184,7 @@ def build_parser() -> argparse.ArgumentParser:
         "kernels), manual (hand-written backward in torch ops + fused Adam), compiled (the whole step under "
         "torch.compile), graphed (a CUDA graph, GPU only)\n  jax       jit\n\n"
         "examples:\n  sigbench run --quick\n  sigbench run -b numpy -b torch --size 2^20 --size 2^24\n"
-        "  sigbench run --workload train --batch 32 --batch 1024 --hidden 128 --hidden 1024",
-        formatter_class=HelpFormatter)
+        "  sigbench run --workload train --batch 32 --batch 1024 --hidden 128 --hidden 1024")
     _add_run_options(run)
     _add_cluster_options(run, fleet=True)
     run.set_defaults(handler=cmd_run, preset="default")
@@ -198,8 +197,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "every case compare flags beyond the threshold is a false alarm: the rate says how far this "
                     "machine's noise alone moves a result. Writes DIR/aa.md; exit 1 when more than 1% of the "
                     "cases are flagged.",
-        epilog="examples:\n  sigbench noise\n  sigbench noise --processes 5 -b jax -w sigmoid",
-        formatter_class=HelpFormatter)
+        epilog="examples:\n  sigbench noise\n  sigbench noise --processes 5 -b jax -w sigmoid")
     _add_run_options(aa)
     aa.add_argument("--threshold", type=percentage, default=0.05, metavar="P",
                     help="the change compare flags, e.g. 10%% (default: 5%%)")
@@ -221,8 +219,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="examples:\n"
                "  sigbench ab .venv-jax09/bin/python .venv-jax010/bin/python -b jax -w train\n"
                "  sigbench ab .venv-np23/bin/python .venv-np24/bin/python -b numpy -w sigmoid --max-time 300\n"
-               "  sigbench ab python3 python3 -b numpy --threshold 2%   # an A/A: the same environment twice",
-        formatter_class=HelpFormatter)
+               "  sigbench ab python3 python3 -b numpy --threshold 2%   # an A/A: the same environment twice")
     ab.add_argument("python_a", metavar="PYTHON_A",
                     help="side A's interpreter (the baseline), e.g. .venv-old/bin/python")
     ab.add_argument("python_b", metavar="PYTHON_B", help="side B's interpreter, e.g. .venv-new/bin/python")
@@ -248,8 +245,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser("demo", help="the tutorial's first example: sigmoid of [-2, -1, 0, 1, 2]",
                                description="Print the sigmoid of [-2, -1, 0, 1, 2] in each backend.",
-                               epilog="example:\n  sigbench demo --backend torch",
-                               formatter_class=HelpFormatter)
+                               epilog="example:\n  sigbench demo --backend torch")
     _add_backend_option(demo)
     demo.set_defaults(handler=cmd_demo)
 
@@ -262,8 +258,7 @@ def build_parser() -> argparse.ArgumentParser:
     train = commands.add_parser(
         "train", help="the tutorial's training loop in one backend, a line per epoch",
         description="Train the tutorial's network on its random batch, printing 'Epoch [k/N], Loss: ...'.",
-        epilog="example:\n  sigbench train --backend jax --epochs 10",
-        formatter_class=HelpFormatter)
+        epilog="example:\n  sigbench train --backend jax --epochs 10")
     train.add_argument("--backend", "-b", default="torch", metavar="NAME", help="backend (default: torch)")
     train.add_argument("--variant", "-v", metavar="NAME", help="training variant (default: the backend's first)")
     train.add_argument("--epochs", type=positive_int, default=10, metavar="N", help="epochs (default: 10)")
@@ -274,8 +269,7 @@ def build_parser() -> argparse.ArgumentParser:
         "check", help="every backend's training steps against a float64 reference",
         description="Run every backend and variant for K steps from one starting point, comparing the loss and "
                     "every parameter with a float64 NumPy reference after each step. Exit 1 beyond tolerance.",
-        epilog="example:\n  sigbench check --steps 10 --dtype float64",
-        formatter_class=HelpFormatter)
+        epilog="example:\n  sigbench check --steps 10 --dtype float64")
     _add_backend_option(check)
     check.add_argument("--steps", type=positive_int, default=10, metavar="K", help="steps (default: 10)")
     _add_train_shape(check)
@@ -292,8 +286,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "Given one ab run's folder (sigbench ab), it shows that run's verdicts, judged again at "
                     "--threshold from the intervals the cases ended with.",
         epilog="examples:\n  sigbench compare reports/run-A reports/run-B --threshold 5%\n"
-               "  sigbench compare reports/ab-20261206-120000 --threshold 10%   # an ab run's verdicts, again",
-        formatter_class=HelpFormatter)
+               "  sigbench compare reports/ab-20261206-120000 --threshold 10%   # an ab run's verdicts, again")
     compare.add_argument("base", type=Path, metavar="BASE", help="results.json or run folder")
     compare.add_argument("new", type=Path, metavar="NEW", nargs="?",
                          help="results.json or run folder (none where BASE is an ab run's folder)")
@@ -309,8 +302,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "--exhaustive), float64 over a sample checked with mpmath. Writes accuracy.csv, accuracy.md "
                     "and a plot of the error against x per dtype.",
         epilog="examples:\n  sigbench accuracy\n  sigbench accuracy --exhaustive --dtype float32 -o reports/acc32\n"
-               "  sigbench accuracy --quantity grad --dtype float16\n  sigbench accuracy --quantity loss",
-        formatter_class=HelpFormatter)
+               "  sigbench accuracy --quantity grad --dtype float16\n  sigbench accuracy --quantity loss")
     _add_backend_option(accuracy)
     accuracy.add_argument("--quantity", default="value", choices=("value", "grad", "loss"),
                           help="value (the sigmoid, default), grad (its derivative) or loss (BCE and d BCE/d logit)")
@@ -332,8 +324,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Rebuild results.md, results.html and the plots from saved results; several runs (other "
                     "machines, versions) are merged into one report with the machine as a dimension. Given an ab "
                     "run's folder, rebuild its ab-results files.",
-        epilog="example:\n  sigbench report reports/run-A reports/run-B --output-dir reports/merged",
-        formatter_class=HelpFormatter)
+        epilog="example:\n  sigbench report reports/run-A reports/run-B --output-dir reports/merged")
     report.add_argument("paths", type=Path, nargs="+", metavar="PATH", help="results.json files or run folders")
     report.add_argument("--output-dir", "-o", type=Path, metavar="DIR", help="default: a new folder under reports/")
     report.add_argument("--force", action="store_true", help="write into a non-empty --output-dir")
@@ -432,10 +423,8 @@ def cmd_fleet_run(args: argparse.Namespace) -> int:
         outcome = fleet.execute(pool, argv, args.backend, args.hosts, args.workload or list(WORKLOADS), args.dtype,
                                 args.device, directory, args.format, show)
     if args.json:  # each host's results.json, as run --json prints one, and the hosts that gave none
-        import json
-
         hosts = {str(d.get("metadata", {}).get("hostname")): d for d in outcome.documents}
-        print(json.dumps(results.json_safe({"hosts": hosts, "failures": outcome.failures}), indent=1))
+        print(results.json_text({"hosts": hosts, "failures": outcome.failures}))
     else:
         print((directory / results.RESULTS_MD).read_text(encoding="utf-8"))
     for host, why in outcome.failures.items():
@@ -500,12 +489,10 @@ def cmd_aa(args: argparse.Namespace) -> int:
     with progress.bar(f"sigbench {args.command}", quiet=args.quiet or args.json) as show:
         outcome = comparison.aa_test(run_options(args, directory), directory, args.threshold, show)
     if args.json:  # the comparison's rows and the rate, as data
-        import json
-
-        print(json.dumps(results.json_safe({
+        print(results.json_text({
             "threshold": args.threshold, "cases": len(outcome.rows), "flagged": len(outcome.flagged),
             "rate": outcome.rate, "goal": comparison.AA_GOAL, "runs": [str(directory / "a"), str(directory / "b")],
-            "rows": outcome.rows}), indent=1))
+            "rows": outcome.rows}))
     else:
         print(outcome.text)
     print(f"sigbench {args.command}: {len(outcome.flagged)} of {len(outcome.rows)} cases flagged beyond "

@@ -117,6 +117,11 @@ def json_safe(value: Any) -> Any:
     return value
 
 
+def json_text(value: Any) -> str:
+    """``value`` as sigbench writes JSON: non-finite floats made safe (``json_safe``), one space of indent."""
+    return json.dumps(json_safe(value), indent=1)
+
+
 def write(directory: Path, rows: list[dict[str, Any]], metadata: dict[str, Any], status: str,
           formats: tuple[str, ...] = ("csv", "md")) -> None:
     """Rewrite results.json (always: it is what report and compare read), and results.csv / .md / .html if asked."""
@@ -129,7 +134,7 @@ def write(directory: Path, rows: list[dict[str, Any]], metadata: dict[str, Any],
         "metadata": metadata,
         "rows": rows,
     }
-    atomic_write_text(directory / RESULTS_JSON, json.dumps(json_safe(document), indent=1) + "\n")
+    atomic_write_text(directory / RESULTS_JSON, json_text(document) + "\n")
     if "csv" in formats:
         atomic_write_text(directory / RESULTS_CSV, report.frame(rows).to_csv(index=False))
     if "md" in formats:

@@ -53,10 +53,11 @@ def pytest_ignore_collect(collection_path, config) -> bool | None:
 SCOPES = ("independent", "backend", "meet", "packaging")
 
 
-def requested_scopes() -> set[str]:
+def requested_scopes() -> set[str] | None:
+    """The scopes SIGBENCH_TEST_SCOPES names; None when it is unset (every test runs)."""
     raw = os.environ.get("SIGBENCH_TEST_SCOPES", "").strip()
     if not raw:
-        return set(SCOPES)
+        return None
     scopes = {name.strip() for name in raw.split(",") if name.strip()}
     if scopes - set(SCOPES):
         raise pytest.UsageError(f"SIGBENCH_TEST_SCOPES names unknown scopes {sorted(scopes - set(SCOPES))}; "
@@ -92,9 +93,9 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Keep the tests of the scopes asked for; a backend's test only where that backend is under test."""
-    if not os.environ.get("SIGBENCH_TEST_SCOPES", "").strip():
-        return
     scopes = requested_scopes()
+    if scopes is None:
+        return
     keep, drop = [], []
     for item in items:
         scope = scope_of(item)
@@ -114,8 +115,9 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 
 
 def pytest_report_header() -> list[str]:
-    scopes = os.environ.get("SIGBENCH_TEST_SCOPES", "").strip() or "all"
-    return [f"sigbench backends under test: {', '.join(BACKENDS) or '(none)'}", f"sigbench test scopes: {scopes}"]
+    scopes = requested_scopes()
+    return [f"sigbench backends under test: {', '.join(BACKENDS) or '(none)'}",
+            f"sigbench test scopes: {', '.join(sorted(scopes)) if scopes else 'all'}"]
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

@@ -170,11 +170,14 @@ def test_info_lists_every_backend(capsys):
         assert out.count(f"{name}:") >= 1
 
 
+COMMANDS = ["run", "noise", "ab", "demo", "info", "train", "check", "compare", "accuracy", "report"]
+
+
 def test_version_and_help(capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["--version"])
     assert exit_info.value.code == 0 and sigbench.__version__ in capsys.readouterr().out
-    for command in ("run", "noise", "demo", "info", "train", "check", "compare", "report", "accuracy", "ab"):
+    for command in COMMANDS:
         with pytest.raises(SystemExit) as exit_info:
             main([command, "--help"])
         assert exit_info.value.code == 0
@@ -191,9 +194,6 @@ def _help_of(argv, columns, monkeypatch, capsys):
         main([*argv, "--help"])
     assert exit_info.value.code == 0
     return capsys.readouterr().out
-
-
-COMMANDS = ["run", "noise", "ab", "demo", "info", "train", "check", "compare", "accuracy", "report"]
 
 
 @pytest.mark.parametrize("columns", [80, 300])
