@@ -9,8 +9,8 @@ also made slower by 1.1x, 1.2x and 1.5x (run b's samples scaled) to show what ea
 import sys
 from pathlib import Path
 
-from sigbench.comparison import JUDGED_QUANTILE, compare_rows, flagged
-from sigbench.results import load
+from sigbench.comparison.verdicts import JUDGED_QUANTILE, compare_rows, flagged
+from sigbench.results.files import load
 
 SLOWDOWNS = (1.1, 1.2, 1.5)
 

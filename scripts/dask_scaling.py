@@ -49,8 +49,9 @@ def main() -> None:
     parser.add_argument("--noop-tasks", type=int, default=4096)
     args = parser.parse_args()
 
-    from sigbench import cluster, registry
-    from sigbench import ulp_accuracy as accuracy
+    from sigbench.accuracy_sweep import ulp as accuracy
+    from sigbench.cluster import client
+    from sigbench.core import registry
 
     print("1. accuracy --dtype float16 --dtype float32: local vs cluster (alternating)")
     with tempfile.TemporaryDirectory() as tmp:
@@ -80,10 +81,10 @@ def main() -> None:
     print(f"   {len(tasks)} tasks of {accuracy.EXHAUSTIVE_CHUNK:,} inputs x {len(cases)} cases; a task "
           f"{task_bytes:,} bytes, its result {result_bytes:,} bytes; one chunk {chunk_s:.2f} s on one thread here")
 
-    pool = cluster.connect(args.scheduler, None)
+    pool = client.connect(args.scheduler, None)
     try:
         started = time.perf_counter()
-        for _ in cluster.map_unordered(pool, noop, [one] * args.noop_tasks):
+        for _ in client.map_unordered(pool, noop, [one] * args.noop_tasks):
             pass
         rate = args.noop_tasks / (time.perf_counter() - started)
     finally:

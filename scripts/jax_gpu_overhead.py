@@ -64,8 +64,8 @@ def methods(n: int, device: str, live: int) -> tuple[dict[str, Any], list[Any]]:
     import jax
     import torch
 
-    from sigbench.timing import PRESETS, measure
-    from sigbench.worker import timed_call
+    from sigbench.execution.worker import timed_call
+    from sigbench.measure.timing import PRESETS, measure
     from sigbench_backends.jax_backend import JaxBackend
     from sigbench_backends.torch_backend import TorchBackend
 

@@ -2,12 +2,14 @@
 
 Importing this package is light: no framework, no pandas. Backends load on first use, and the Python
 API (``run``, ``load``, ``compare``, ``accuracy``, ``ab``; see ``sigbench.api``) loads on first access.
+The package is laid out by stage (see ARCHITECTURE.md); ``sigbench.core.moved`` keeps the old module paths
+working for one release.
 """
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from sigbench.errors import ResultsFileError, UsageError
+from sigbench.core.errors import ResultsFileError, UsageError
 
 __version__ = "0.2.0"
 

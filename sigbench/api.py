@@ -11,8 +11,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sigbench.errors import UsageError
-from sigbench.plan import DEFAULT_CASE_TIMEOUT_S, RunOptions
+from sigbench.core.errors import UsageError
+from sigbench.execution.plan import DEFAULT_CASE_TIMEOUT_S, RunOptions
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -46,7 +46,7 @@ def _whole_numbers(value: int | Iterable[int] | None, what: str) -> list[int]:
 
 @contextmanager
 def _progress(show: bool, description: str) -> Iterator[Callable[[int, int, str], None]]:
-    from sigbench import progress
+    from sigbench.execution import progress
 
     with progress.bar(description, quiet=not show) as callback:
         yield callback
@@ -78,37 +78,38 @@ class Results(SavedDocument):
 
     def frame(self) -> pd.DataFrame:
         """One row per case, with the columns of results.csv."""
-        from sigbench import report
+        from sigbench.report import tables
 
-        return report.frame(self.rows)
+        return tables.frame(self.rows)
 
     def summary(self) -> pd.DataFrame:
         """The report's summary: the fastest backend/variant per workload and size range."""
-        from sigbench import report
+        from sigbench.report import tables
 
-        return report.summary_table(self.frame())
+        return tables.summary_table(self.frame())
 
     def markdown(self) -> str:
         """The whole report, as results.md has it."""
-        from sigbench import report
+        from sigbench.report import tables
 
-        return report.markdown([self.document], self.directory)
+        return tables.markdown([self.document], self.directory)
 
     def save(self, path: PathLike, force: bool = False, formats: Iterable[str] = ALL_FORMATS) -> Path:
         """Write results.json and the chosen files (csv, md, html, png) into ``path``, as the CLI does.
 
         ``path`` must be new or empty unless ``force`` is given (then only sigbench's files are replaced).
         """
-        from sigbench import plots, results
+        from sigbench.report import plots
+        from sigbench.results import files
 
         chosen = tuple(formats)
         unknown = [f for f in chosen if f not in ALL_FORMATS]
         if unknown:
             raise UsageError(f"unknown format {unknown[0]!r}; choose from {', '.join(ALL_FORMATS)}")
-        directory = results.prepare_output_dir(Path(path), force)
+        directory = files.prepare_output_dir(Path(path), force)
         if "png" in chosen:
             plots.write_all(directory, self.rows, self.metadata)
-        results.write(directory, self.rows, self.metadata, self.status, chosen)
+        files.write(directory, self.rows, self.metadata, self.status, chosen)
         return directory
 
     def _repr_html_(self) -> str:
@@ -118,19 +119,20 @@ class Results(SavedDocument):
                 f"<code>{self.directory}</code>)</p>{table}")
 
     def __repr__(self) -> str:
-        from sigbench import report
+        from sigbench.report import tables
 
-        lines = report.summary(self.frame())
+        lines = tables.summary(self.frame())
         head = f"sigbench results ({self.status}, {len(self.rows)} rows in {self.directory})"
         return head + "\n\n" + "\n".join(lines[2:]).rstrip()
 
 
 def execute(options: RunOptions, progress: Callable[[int, int, str], None] | None = None) -> Results:
     """Run ``options`` (the CLI's path too) and return its ``Results``."""
-    from sigbench import results, runner
+    from sigbench.execution import runner
+    from sigbench.results import files
 
     outcome = runner.execute(options, progress)
-    return Results(results.load(outcome.directory), outcome.directory, outcome.exit_code)
+    return Results(files.load(outcome.directory), outcome.directory, outcome.exit_code)
 
 
 def run(backends: str | Iterable[str] | None = None, *, variants: str | Iterable[str] | None = None,
@@ -147,7 +149,7 @@ def run(backends: str | Iterable[str] | None = None, *, variants: str | Iterable
     to ``output_dir`` (new or empty, or ``force``), else to a new folder reports/run-<time>, as there.
     ``Results.save`` writes them elsewhere too.
     """
-    from sigbench.interface import WORKLOADS
+    from sigbench.core.interface import WORKLOADS
 
     if preset not in ("quick", "default", "rigorous"):
         raise UsageError(f"unknown preset {preset!r}; choose from: quick, default, rigorous")
@@ -166,12 +168,13 @@ def run(backends: str | Iterable[str] | None = None, *, variants: str | Iterable
 
 def load(path: PathLike) -> Results | ABResults:
     """A saved run (its folder or its results.json), or a saved ``ab`` (its folder or ab-results.json)."""
-    from sigbench import abtest, results
+    from sigbench.comparison import abtest
+    from sigbench.results import files
 
     if abtest.is_ab(Path(path)):
         document = abtest.load(Path(path))
         return ABResults(document, Path(document["path"]).parent)
-    document = results.load(Path(path))
+    document = files.load(Path(path))
     directory = Path(document["path"]).parent
     return Results(document, directory)
 
@@ -186,18 +189,18 @@ class ABResults(SavedDocument):
 
     def frame(self) -> pd.DataFrame:
         """One row per case, with the columns of ab-results.csv (verdict, ratio, ci_low, ci_high, rounds, ...)."""
-        from sigbench import abreport
+        from sigbench.report import abreport
 
         return abreport.frame(self.rows)
 
     def markdown(self) -> str:
         """The whole report, as ab-results.md has it."""
-        from sigbench import abreport
+        from sigbench.report import abreport
 
         return abreport.markdown(self.document)
 
     def _repr_html_(self) -> str:
-        from sigbench import abreport
+        from sigbench.report import abreport
 
         return f"<p><b>{abreport.summary_line(self.document)}</b></p>" + self.frame().to_html(index=False)
 
@@ -240,8 +243,8 @@ def ab(python_a: PathLike, python_b: PathLike, *, backends: str | Iterable[str] 
         ``ci_low`` and ``ci_high``, ``rounds``, ``detectable_ratio``; its files are in ``directory``.
         Raises ``UsageError`` for bad input or an environment that lacks sigbench or a backend.
     """
-    from sigbench import abtest
-    from sigbench.interface import WORKLOADS
+    from sigbench.comparison import abtest
+    from sigbench.core.interface import WORKLOADS
 
     if preset not in ("quick", "default", "rigorous"):
         raise UsageError(f"unknown preset {preset!r}; choose from: quick, default, rigorous")
@@ -280,11 +283,11 @@ def compare(base: Results | PathLike, new: Results | PathLike, threshold: float 
     the judged new/base of each process's 10th percentile (``ratio``) with its interval, and a verdict."""
     import pandas as pd
 
-    from sigbench import comparison
+    from sigbench.comparison import verdicts
 
     if not 0 <= threshold < 10:
         raise UsageError(f"threshold {threshold!r}: give a fraction, e.g. 0.05 for 5%")
-    rows = comparison.compare_rows(_as_results(base).rows, _as_results(new).rows, threshold)
+    rows = verdicts.compare_rows(_as_results(base).rows, _as_results(new).rows, threshold)
     return pd.DataFrame(rows)
 
 
@@ -320,20 +323,23 @@ def accuracy(backends: str | Iterable[str] | None = None, *, variants: str | Ite
     The files go to ``output_dir`` (new or empty, or ``force``), else to a new folder under reports/. With
     ``scheduler`` (``tcp://host:port``) or ``scheduler_file``, the sweep runs on that Dask cluster.
     """
-    from sigbench import cluster, registry, results, ulp_accuracy
+    from sigbench.accuracy_sweep import ulp
+    from sigbench.cluster import client
+    from sigbench.core import registry
+    from sigbench.results import files
 
     names = _names(backends, "backends") or registry.installed_names()
     for name in names:
         registry.get_spec(name)
-    chosen = _names(dtypes, "dtypes") or ([] if quantity == "loss" else list(ulp_accuracy.ACCURACY_DTYPES))
-    if quantity not in ulp_accuracy.QUANTITIES:
-        raise UsageError(f"unknown quantity {quantity!r}; choose from: {', '.join(ulp_accuracy.QUANTITIES)}")
+    chosen = _names(dtypes, "dtypes") or ([] if quantity == "loss" else list(ulp.ACCURACY_DTYPES))
+    if quantity not in ulp.QUANTITIES:
+        raise UsageError(f"unknown quantity {quantity!r}; choose from: {', '.join(ulp.QUANTITIES)}")
     for dtype in chosen:
-        if dtype not in ulp_accuracy.ACCURACY_DTYPES:
-            raise UsageError(f"unknown dtype {dtype!r}; choose from: {', '.join(ulp_accuracy.ACCURACY_DTYPES)}")
-    with cluster.connected(scheduler, None if scheduler_file is None else Path(scheduler_file)) as pool:
-        directory = results.prepare_output_dir(None if output_dir is None else Path(output_dir), force)
+        if dtype not in ulp.ACCURACY_DTYPES:
+            raise UsageError(f"unknown dtype {dtype!r}; choose from: {', '.join(ulp.ACCURACY_DTYPES)}")
+    with client.connected(scheduler, None if scheduler_file is None else Path(scheduler_file)) as pool:
+        directory = files.prepare_output_dir(None if output_dir is None else Path(output_dir), force)
         with _progress(progress, "sigbench accuracy") as show:
-            rows = ulp_accuracy.run(names, _names(variants, "variants"), chosen, exhaustive, seed, directory,
+            rows = ulp.run(names, _names(variants, "variants"), chosen, exhaustive, seed, directory,
                                     show, quantity, pool)
     return AccuracyResults(rows, directory)

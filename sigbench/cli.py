@@ -13,9 +13,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-import sigbench
-from sigbench.errors import Interrupted, OutputWriteError, UsageError
-from sigbench.interface import DTYPES, SIGMOID_VARIANT_HELP, WORKLOADS
+from sigbench.core import version
+from sigbench.core.errors import Interrupted, OutputWriteError, UsageError
+from sigbench.core.interface import DTYPES, SIGMOID_VARIANT_HELP, WORKLOADS
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -169,7 +169,7 @@ def build_parser() -> argparse.ArgumentParser:
                "-v is --variant in every command, as -b is --backend and -w --workload (progress shows by "
                "default; --quiet hides it)",
     )
-    parser.add_argument("--version", action="version", version=f"sigbench {sigbench.__version__}")
+    parser.add_argument("--version", action="version", version=f"sigbench {version.__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     run = commands.add_parser(
@@ -236,7 +236,7 @@ def build_parser() -> argparse.ArgumentParser:
                          "or their median")
     ab.add_argument("--name-a", metavar="NAME", help="side A's name (default: its differing package versions)")
     ab.add_argument("--name-b", metavar="NAME", help="side B's name (default: its differing package versions)")
-    from sigbench.plan import DEFAULT_CASE_TIMEOUT_S
+    from sigbench.execution.plan import DEFAULT_CASE_TIMEOUT_S
 
     ab.add_argument("--case-timeout", type=positive_float, default=DEFAULT_CASE_TIMEOUT_S, metavar="S",
                     help=f"kill a case (and its worker) after S seconds (default {DEFAULT_CASE_TIMEOUT_S:g})")
@@ -381,7 +381,7 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_execution_options(parser: argparse.ArgumentParser) -> None:
-    from sigbench.plan import DEFAULT_CASE_TIMEOUT_S, PROCESSES
+    from sigbench.execution.plan import DEFAULT_CASE_TIMEOUT_S, PROCESSES
 
     parser.add_argument("--processes", "-k", type=positive_int, metavar="K",
                         help="measure each case in K worker processes, one after another (default: "
@@ -412,21 +412,23 @@ def _add_cluster_options(parser: argparse.ArgumentParser, fleet: bool) -> None:
 
 def cmd_fleet_run(args: argparse.Namespace) -> int:
     """``run --scheduler``: the run once per host of the cluster; the merged report."""
-    from sigbench import cluster, fleet, progress, results
+    from sigbench.cluster import client, fleet
+    from sigbench.execution import progress
+    from sigbench.results import files
 
     if args.in_process:
         raise UsageError("--in-process runs in this process; it cannot be combined with --scheduler")
     argv = args.argv[args.argv.index("run") + 1:]
-    with cluster.connected(args.scheduler, args.scheduler_file) as pool, \
+    with client.connected(args.scheduler, args.scheduler_file) as pool, \
             progress.bar("sigbench run (fleet)", quiet=args.quiet or args.json) as show:
-        directory = results.prepare_output_dir(args.output_dir, args.force)
+        directory = files.prepare_output_dir(args.output_dir, args.force)
         outcome = fleet.execute(pool, argv, args.backend, args.hosts, args.workload or list(WORKLOADS), args.dtype,
                                 args.device, directory, args.format, show)
     if args.json:  # each host's results.json, as run --json prints one, and the hosts that gave none
         hosts = {str(d.get("metadata", {}).get("hostname")): d for d in outcome.documents}
-        print(results.json_text({"hosts": hosts, "failures": outcome.failures}))
+        print(files.json_text({"hosts": hosts, "failures": outcome.failures}))
     else:
-        print((directory / results.RESULTS_MD).read_text(encoding="utf-8"))
+        print((directory / files.RESULTS_MD).read_text(encoding="utf-8"))
     for host, why in outcome.failures.items():
         print(f"sigbench: {host} gave no results: {why}", file=sys.stderr)
     print(f"sigbench: {len(outcome.documents)} host(s); results in {directory}/<host>/, merged in {directory}/",
@@ -448,7 +450,7 @@ def _add_train_shape(parser: argparse.ArgumentParser) -> None:
 
 def run_options(args: argparse.Namespace, output_dir: Path | None = None) -> Any:
     """The ``RunOptions`` of a ``run``-style command line."""
-    from sigbench.plan import RunOptions
+    from sigbench.execution.plan import RunOptions
 
     return RunOptions(
         backends=args.backend, variants=args.variant, workloads=args.workload or list(WORKLOADS),
@@ -463,13 +465,15 @@ def run_options(args: argparse.Namespace, output_dir: Path | None = None) -> Any
 def cmd_run(args: argparse.Namespace) -> int:
     if getattr(args, "scheduler", None) or getattr(args, "scheduler_file", None):  # one run per host of a cluster
         return cmd_fleet_run(args)
-    from sigbench import api, progress, results
+    from sigbench import api
+    from sigbench.execution import progress
+    from sigbench.results import files
 
     with progress.bar("sigbench run", quiet=args.quiet or args.json) as show:
         outcome = api.execute(run_options(args), show)
     directory = outcome.directory
     if args.json:
-        print((directory / results.RESULTS_JSON).read_text(encoding="utf-8"))
+        print((directory / files.RESULTS_JSON).read_text(encoding="utf-8"))
     else:
         print(outcome.markdown())
     if outcome.status != "complete" or outcome.exit_code >= 128:
@@ -483,28 +487,31 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_aa(args: argparse.Namespace) -> int:
-    from sigbench import comparison, progress, results
+    from sigbench.comparison import verdicts
+    from sigbench.execution import progress
+    from sigbench.results import files
 
-    directory = results.prepare_output_dir(args.output_dir, args.force)
+    directory = files.prepare_output_dir(args.output_dir, args.force)
     with progress.bar(f"sigbench {args.command}", quiet=args.quiet or args.json) as show:
-        outcome = comparison.aa_test(run_options(args, directory), directory, args.threshold, show)
+        outcome = verdicts.aa_test(run_options(args, directory), directory, args.threshold, show)
     if args.json:  # the comparison's rows and the rate, as data
-        print(results.json_text({
+        print(files.json_text({
             "threshold": args.threshold, "cases": len(outcome.rows), "flagged": len(outcome.flagged),
-            "rate": outcome.rate, "goal": comparison.AA_GOAL, "runs": [str(directory / "a"), str(directory / "b")],
+            "rate": outcome.rate, "goal": verdicts.AA_GOAL, "runs": [str(directory / "a"), str(directory / "b")],
             "rows": outcome.rows}))
     else:
         print(outcome.text)
     print(f"sigbench {args.command}: {len(outcome.flagged)} of {len(outcome.rows)} cases flagged beyond "
           f"{args.threshold:.0%} "
-          f"({outcome.rate:.1%}; goal at most {comparison.AA_GOAL:.0%}); runs and aa.md in {directory}/",
+          f"({outcome.rate:.1%}; goal at most {verdicts.AA_GOAL:.0%}); runs and aa.md in {directory}/",
           file=sys.stderr)
     return outcome.exit_code
 
 
 def cmd_ab(args: argparse.Namespace) -> int:
-    from sigbench import api, progress
-    from sigbench.abreport import AB_JSON
+    from sigbench import api
+    from sigbench.execution import progress
+    from sigbench.report.abreport import AB_JSON
 
     with progress.bar("sigbench ab (seconds of --max-time)", quiet=args.quiet or args.json) as show:
         outcome = api.ab(args.python_a, args.python_b, backends=args.backend, variants=args.variant,
@@ -530,7 +537,7 @@ def cmd_ab(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from sigbench import registry
+    from sigbench.core import registry
 
     names = args.backend or registry.installed_names()
     backends = registry.load_all(names)
@@ -545,7 +552,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
-    from sigbench import registry
+    from sigbench.core import registry
 
     for name, spec in registry.specs().items():
         if not spec.installed:
@@ -565,7 +572,7 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 
 def _train_config(args: argparse.Namespace) -> Any:
-    from sigbench.workloads import TrainConfig
+    from sigbench.core.workloads import TrainConfig
 
     if args.dtype not in ("float32", "float64"):
         raise UsageError(f"--dtype {args.dtype}: training runs in float32 or float64")
@@ -573,7 +580,8 @@ def _train_config(args: argparse.Namespace) -> Any:
 
 
 def _train_backend(name: str, variant: str | None, dtype: str, device: str) -> tuple[Any, str, str]:
-    from sigbench import plan, registry
+    from sigbench.core import registry
+    from sigbench.execution import plan
 
     backend = registry.load(name)
     offered = backend.train_variants(plan.resolve_device(backend.devices(), device))
@@ -593,7 +601,7 @@ def _train_backend(name: str, variant: str | None, dtype: str, device: str) -> t
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from sigbench.workloads import train_start
+    from sigbench.core.workloads import train_start
 
     config = _train_config(args)
     backend, variant, device = _train_backend(args.backend, args.variant, args.dtype, args.device)
@@ -605,10 +613,11 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from sigbench import plan, registry
-    from sigbench.checks import train_verdict
-    from sigbench.worker import train_check
-    from sigbench.workloads import train_start
+    from sigbench.core import registry
+    from sigbench.core.workloads import train_start
+    from sigbench.execution import plan
+    from sigbench.execution.worker import train_check
+    from sigbench.measure.checks import train_verdict
 
     config = _train_config(args)
     names = args.backend or registry.installed_names()
@@ -643,14 +652,14 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from sigbench import abtest, comparison
+    from sigbench.comparison import abtest, verdicts
 
     if abtest.is_ab(args.base) or (args.new is not None and abtest.is_ab(args.new)):
         if args.new is not None:
             raise UsageError("an ab run holds both sides already: give its folder alone, "
                              "e.g. sigbench compare reports/ab-<time>")
-        from sigbench import abreport
-        from sigbench.results import atomic_write_text
+        from sigbench.report import abreport
+        from sigbench.results.files import atomic_write_text
 
         document = abtest.load(args.base)
         document["rows"] = abtest.rejudge(document, args.threshold)
@@ -662,7 +671,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         return EXIT_FAILED if any(row.get("verdict") == "slower" for row in document["rows"]) else EXIT_OK
     if args.new is None:
         raise UsageError("compare needs two runs, BASE and NEW (or one ab run's folder)")
-    return comparison.main(args.base, args.new, args.threshold, args.output)
+    return verdicts.main(args.base, args.new, args.threshold, args.output)
 
 
 def cmd_accuracy(args: argparse.Namespace) -> int:
@@ -678,23 +687,24 @@ def cmd_accuracy(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from sigbench import abtest, results
+    from sigbench.comparison import abtest
+    from sigbench.results import files
 
     if any(abtest.is_ab(path) for path in args.paths):
         if len(args.paths) != 1:
             raise UsageError("report rebuilds one ab run at a time, and does not merge it with runs")
-        from sigbench import abreport
+        from sigbench.report import abreport
 
         document = abtest.load(args.paths[0])
         document.pop("path", None)
-        directory = results.prepare_output_dir(args.output_dir, args.force, prefix="ab")
+        directory = files.prepare_output_dir(args.output_dir, args.force, prefix="ab")
         abreport.write(directory, document, FORMATS, final=True)
         print(abreport.markdown(document))
         print(f"sigbench: report of the ab run in {directory}/", file=sys.stderr)
         return EXIT_OK
-    documents = [results.load(path) for path in args.paths]
-    directory = results.prepare_output_dir(args.output_dir, args.force)
-    text = results.write_merged(directory, documents)
+    documents = [files.load(path) for path in args.paths]
+    directory = files.prepare_output_dir(args.output_dir, args.force)
+    text = files.write_merged(directory, documents)
     print(text)
     print(f"sigbench: report of {len(documents)} run(s) in {directory}/", file=sys.stderr)
     return EXIT_OK
@@ -714,7 +724,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"sigbench {args.command}: error: {error}", file=sys.stderr)
         return EXIT_USAGE
     except OutputWriteError as error:
-        from sigbench.results import kept_files
+        from sigbench.results.files import kept_files
 
         folder = Path(str(error.path)).parent
         kept = kept_files(folder)

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sigbench import registry
+from sigbench.core import registry
 
 
 def requested_backends() -> list[str]:

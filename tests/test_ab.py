@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 import sigbench
-from sigbench import abtest
+from sigbench.comparison import abtest
 
 PLUGINS = Path(__file__).parent / "plugins"
 

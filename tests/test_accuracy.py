@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from conftest import BACKENDS, run_sigmoid
-from sigbench import ulp_accuracy as accuracy
+from sigbench.accuracy_sweep import ulp as accuracy
 from sigbench.cli import main
 
 
@@ -35,7 +35,7 @@ def test_reference_matches_mpmath_over_every_float16_with_a_normal_result():
 
 def test_reference_on_its_hardest_float32_cases():
     """The inputs whose float64 sigmoid lies closest to a float32 rounding midpoint, checked with mpmath."""
-    from sigbench import reference
+    from sigbench.core import reference
 
     x = np.arange(0x3F000000, 0x3F000000 + (1 << 20), dtype=np.uint32).view(np.float32)  # 0.5 .. 0.56
     exact = reference.sigmoid(x.astype(np.float64))
@@ -96,13 +96,13 @@ def test_exhaustive_float16_for_every_backend_under_test(backend):
 def test_chunks_on_two_threads_merge_to_the_one_thread_totals(backend):
     """The exhaustive sweep's chunks run two at a time; variants that keep an output buffer must not share
     it between threads, and the merge must not depend on the order the chunks finish in."""
-    from sigbench import cluster
+    from sigbench.cluster import client
 
     cases = [accuracy.AccuracyCase(backend.name, v, "float32") for v, reason in backend.sigmoid_variants().items()
              if reason is None and v in ("naive", "fast", "accurate")]
     tasks = accuracy.sweep_tasks(cases, "float32", True, 0, "value")[0][3000:3008]
     one_thread = [accuracy.measure_chunk(task) for task in tasks]
-    two_threads = sorted(cluster.map_unordered(None, accuracy.measure_chunk, tasks), key=lambda r: r.index)
+    two_threads = sorted(client.map_unordered(None, accuracy.measure_chunk, tasks), key=lambda r: r.index)
     for k, case in enumerate(cases):
         expected = sum((r.totals[k] for r in one_thread), accuracy.Totals())
         assert sum((r.totals[k] for r in reversed(two_threads)), accuracy.Totals()) == expected, case

@@ -7,7 +7,7 @@ import pytest
 
 import sigbench
 from conftest import BACKENDS
-from sigbench.schema import COLUMNS
+from sigbench.results.schema import COLUMNS
 
 #: The README's snippet, as written there (it needs torch and jax: the `all` env runs it).
 README_SNIPPET = '''

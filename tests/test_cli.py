@@ -7,7 +7,7 @@ import pytest
 import sigbench
 from conftest import BACKENDS, TINY
 from sigbench.cli import main
-from sigbench.schema import COLUMNS
+from sigbench.results.schema import COLUMNS
 
 
 def _backend_args(names=None):
@@ -134,7 +134,7 @@ def test_absurd_size_is_refused_before_allocating(capsys):
 def test_gpu_without_gpu_exits_2(capsys):
     if not BACKENDS:
         pytest.skip("no backend under test")
-    from sigbench import registry
+    from sigbench.core import registry
 
     if any(d != "cpu" for name in BACKENDS for d in registry.load(name).devices()):
         pytest.skip("this machine has a GPU")
@@ -144,7 +144,7 @@ def test_gpu_without_gpu_exits_2(capsys):
 
 @pytest.mark.packaging
 def test_missing_backend_names_the_extra(capsys):
-    from sigbench import registry
+    from sigbench.core import registry
 
     missing = [name for name in ("torch", "jax") if not registry.get_spec(name).installed]
     if not missing:
@@ -225,7 +225,7 @@ def test_every_help_fits_100_columns_with_an_example_and_every_default(columns, 
 
 
 def test_help_gives_the_presets_times(monkeypatch, capsys):
-    from sigbench.timing import PRESETS
+    from sigbench.measure.timing import PRESETS
 
     text = " ".join(_help_of(["run"], 300, monkeypatch, capsys).split())
     for flag, field in (("--min-time", "min_time_s"), ("--max-time", "max_time_s")):
@@ -273,8 +273,8 @@ def test_same_seed_same_inputs_and_numerics(seeded_run, tmp_path):
 
 
 def test_python_api_rejects_bad_requests_before_running():
-    from sigbench.errors import UsageError
-    from sigbench.plan import RunOptions, validate_request
+    from sigbench.core.errors import UsageError
+    from sigbench.execution.plan import RunOptions, validate_request
 
     with pytest.raises(UsageError, match="unknown backend 'nope'"):
         validate_request(RunOptions(backends=["nope"]))

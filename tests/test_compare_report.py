@@ -5,12 +5,12 @@ import numpy as np
 import pytest
 
 import sigbench
-from sigbench import results
 from sigbench.cli import main
+from sigbench.results import files
 
 
 def _row(backend, size, samples, workload="sigmoid", variant="stable"):
-    from sigbench.stats import summarize
+    from sigbench.measure.stats import summarize
 
     return {"workload": workload, "backend": backend, "variant": variant, "device": "cpu", "dtype": "float32",
             "size": size, "hidden": None, "batch": None, "status": "ok", "check_passed": True, "max_error": 1.0,
@@ -25,7 +25,7 @@ def _write_run(path, rows, hostname="host-a", versions=None):
     for row in rows:
         row["machine"] = hostname
     path.mkdir(parents=True, exist_ok=True)
-    results.write(path, rows, meta, "complete")
+    files.write(path, rows, meta, "complete")
     return path
 
 
@@ -131,13 +131,13 @@ def test_report_merges_runs_from_two_machines(tmp_path, capsys):
 
 
 def test_summary_names_the_fastest_and_failed_checks(tmp_path):
-    from sigbench import report
+    from sigbench.report import tables
 
     rows = [_row("numpy", 1024, _samples(1e-5, 1e-7)), _row("torch", 1024, _samples(5e-6, 1e-7)),
             _row("numpy", 2**20, _samples(1e-3, 1e-6)), _row("torch", 2**20, _samples(2e-3, 1e-6))]
     rows[3]["check_passed"] = False
     rows[3]["message"] = "max error 99 ULP"
-    md = report.markdown([{"rows": rows, "status": "complete", "metadata": {}}])
+    md = tables.markdown([{"rows": rows, "status": "complete", "metadata": {}}])
     summary = md.split("## Summary")[1].split("##")[0]
     assert "**torch/stable**" in summary and "2.00x" in summary
     assert "**numpy/stable**" in summary
@@ -147,14 +147,14 @@ def test_summary_names_the_fastest_and_failed_checks(tmp_path):
 
 def test_results_writes_are_atomic(tmp_path, monkeypatch):
     path = tmp_path / "x.txt"
-    results.atomic_write_text(path, "old")
+    files.atomic_write_text(path, "old")
 
     def broken_replace(src, dst):
         raise OSError("disk full")
 
     monkeypatch.setattr("os.replace", broken_replace)
     with pytest.raises(OSError):
-        results.atomic_write_text(path, "new")
+        files.atomic_write_text(path, "new")
     assert path.read_text() == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["x.txt"]
     assert sigbench.SCHEMA_VERSION == 2

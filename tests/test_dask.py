@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from sigbench import registry
+from sigbench.core import registry
 
 if os.environ.get("SIGBENCH_REQUIRE_DASK") != "1":
     pytest.importorskip("distributed", reason="Dask is not installed (pip install 'sigbench[dask]')")
@@ -126,8 +126,8 @@ def test_accuracy_on_the_cluster_equals_the_local_run(scheduler_file: Path, tmp_
 def test_a_worker_killed_mid_sweep_changes_nothing(scheduler_file: Path, tmp_path: Path) -> None:
     """A third worker joins, takes chunks of an exhaustive float32 sweep and is killed: its chunks are
     computed again elsewhere, and the merged totals equal those computed here."""
-    from sigbench import cluster
-    from sigbench import ulp_accuracy as accuracy
+    from sigbench.accuracy_sweep import ulp as accuracy
+    from sigbench.cluster import client
 
     backend = registry.load("numpy")
     cases = [accuracy.AccuracyCase("numpy", v, "float32") for v, r in backend.sigmoid_variants().items() if r is None]
@@ -135,11 +135,11 @@ def test_a_worker_killed_mid_sweep_changes_nothing(scheduler_file: Path, tmp_pat
     victim = _start_worker(scheduler_file, "victim", tmp_path, nanny=False)
     try:
         address = _wait_for_workers(scheduler_file, {"victim"})["victim"]
-        pool = cluster.connect(None, scheduler_file)
+        pool = client.connect(None, scheduler_file)
         try:
             totals = {case: accuracy.Totals() for case in cases}
             killed_while_busy = None
-            for done, result in enumerate(cluster.map_unordered(pool, accuracy.measure_chunk, tasks), start=1):
+            for done, result in enumerate(client.map_unordered(pool, accuracy.measure_chunk, tasks), start=1):
                 for case, partial in zip(result.cases, result.totals):
                     totals[case] = totals[case] + partial
                 if killed_while_busy is None and pool.client.processing(workers=[address]).get(address):

@@ -14,9 +14,10 @@ import pandas as pd
 import pytest
 
 from conftest import BACKENDS
-from sigbench import html, report, results
 from sigbench.cli import main
-from sigbench.schema import COLUMNS
+from sigbench.report import html, tables
+from sigbench.results import files
+from sigbench.results.schema import COLUMNS
 
 SIZES = (1024, 65536, 1 << 20)
 
@@ -80,7 +81,7 @@ def test_page_is_one_self_contained_file_small_enough_to_mail():
 def test_tables_hold_the_same_numbers_as_the_markdown():
     document = _document("vm")
     page = html.run_page([document])
-    markdown = report.markdown([document])
+    markdown = tables.markdown([document])
     cells = set()
     for line in markdown.splitlines():
         if line.startswith("| ") and not line.startswith("|---"):
@@ -127,19 +128,19 @@ def test_merged_report_lets_the_reader_pick_the_machine():
 
 
 def test_fleet_page_says_which_backends_are_missing_and_which_hosts_failed(tmp_path):
-    from sigbench import fleet
+    from sigbench.cluster import fleet
     document = _document("vm")
     document["rows"] += fleet.skipped_rows(["jax"], "vm", ["sigmoid", "train"], "float32", "cpu")
     died = _row("vm", "sigmoid", "numpy", "stable", SIZES[0], 1.0, status="error", message="worker died")
     document["rows"].append({**died, "size": None, "median_s": None, "gbps": None, "bandwidth_fraction": None})
     page = html.run_page([document])
-    assert "jax is not installed on vm" in page and "size -: worker died" in report.markdown([document])
+    assert "jax is not installed on vm" in page and "size -: worker died" in tables.markdown([document])
     figures = json.loads(re.search(r"const FIGURES = (.*?);\n", page, re.S).group(1))
     names = {trace["name"] for figure in figures for trace in figure["data"]}
     assert names and not any(name.startswith("jax") for name in names)
     # a host that gave no results has its line in the page as in results.md
     notes = fleet.failure_lines({"gpu-node": "exit 1: CUDA error"})
-    results.write_merged(tmp_path, [document], ("md", "html"), notes)
+    files.write_merged(tmp_path, [document], ("md", "html"), notes)
     for name in ("results.md", "results.html"):
         assert "Hosts without results" in (tmp_path / name).read_text()
     assert "<strong>gpu-node</strong>: exit 1: CUDA error" in (tmp_path / "results.html").read_text()
@@ -155,9 +156,9 @@ def test_markdown_blocks():
 
 def test_html_is_written_when_the_run_ends_not_after_every_case(tmp_path):
     document = _document("vm")
-    results.write(tmp_path, document["rows"], document["metadata"], "running", ("md", "html"))
+    files.write(tmp_path, document["rows"], document["metadata"], "running", ("md", "html"))
     assert (tmp_path / "results.md").exists() and not (tmp_path / "results.html").exists()
-    results.write(tmp_path, document["rows"], document["metadata"], "interrupted", ("md", "html"))
+    files.write(tmp_path, document["rows"], document["metadata"], "interrupted", ("md", "html"))
     assert "Status: interrupted." in (tmp_path / "results.html").read_text()
 
 
@@ -170,7 +171,7 @@ def test_a_run_stopped_before_its_first_case_still_gets_a_page():
 def test_report_command_writes_the_merged_page(tmp_path, capsys):
     for name, scale in (("alpha", 1.0), ("beta", 2.0)):
         document = _document(name, scale)
-        results.write(tmp_path / name, document["rows"], document["metadata"], "complete", ())
+        files.write(tmp_path / name, document["rows"], document["metadata"], "complete", ())
     assert main(["report", str(tmp_path / "alpha"), str(tmp_path / "beta"), "-o", str(tmp_path / "merged")]) == 0
     page = (tmp_path / "merged" / "results.html").read_text()
     assert '<option value="beta">beta</option>' in page
@@ -397,7 +398,7 @@ def _ab_document():
 
 
 def test_ab_markdown_shows_both_environments_side_by_side_and_every_verdict():
-    from sigbench import abreport
+    from sigbench.report import abreport
 
     text = abreport.markdown(_ab_document())
     assert "| jax | **0.9.2** | **0.10.2** |" in text and "| numpy | 2.4.6 | 2.4.6 |" in text
@@ -407,7 +408,7 @@ def test_ab_markdown_shows_both_environments_side_by_side_and_every_verdict():
 
 
 def test_ab_page_in_a_browser(browser, tmp_path):
-    from sigbench import abreport
+    from sigbench.report import abreport
 
     abreport.write(tmp_path, _ab_document(), ("csv", "md", "html", "png"), final=True)
     assert (tmp_path / abreport.AB_PNG).stat().st_size > 0

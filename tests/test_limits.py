@@ -3,8 +3,10 @@ import numpy as np
 import pytest
 
 from conftest import BACKENDS, need
-from sigbench import limits, report, results
-from sigbench.workloads import TrainConfig
+from sigbench.core.workloads import TrainConfig
+from sigbench.measure import limits
+from sigbench.report import tables
+from sigbench.results import files
 
 
 def test_floor_is_the_steps_flops_at_the_gemm_rate():
@@ -44,18 +46,18 @@ def test_gemm_rate_counts_two_flops_per_multiply_add(monkeypatch):
 @pytest.mark.backend("numpy")
 def test_training_rows_carry_the_floor_and_the_report_shows_it(tmp_path):
     need("numpy")
-    from sigbench.plan import RunOptions
-    from sigbench.runner import execute
+    from sigbench.execution.plan import RunOptions
+    from sigbench.execution.runner import execute
 
     options = RunOptions(backends=["numpy"], workloads=["train"], batches=[8], hiddens=[16], preset="quick",
                          max_time_s=0.05, output_dir=tmp_path / "run", formats=("csv", "md"))
     result = execute(options)
     (row,) = [r for r in result.rows if r["status"] == "ok"]
-    gemm = results.load(tmp_path / "run")["metadata"]["gemm"]
+    gemm = files.load(tmp_path / "run")["metadata"]["gemm"]
     flops = TrainConfig(batch=8, hidden=16).flops_per_step()
     assert row["floor_s"] == pytest.approx(flops / (gemm["gemm_gflops"] * 1e9), rel=1e-12)
     assert row["floor_fraction"] == pytest.approx(row["floor_s"] / row["median_s"], rel=1e-12)
-    text = report.markdown([results.load(tmp_path / "run")])
+    text = tables.markdown([files.load(tmp_path / "run")])
     assert "Arithmetic floor" in text and f"({row['floor_fraction']:.3f})" in text
     assert "GEMM rate" in text
-    assert list(report.frame(result.rows).columns).count("floor_fraction") == 1
+    assert list(tables.frame(result.rows).columns).count("floor_fraction") == 1

@@ -8,9 +8,10 @@ import pytest
 from test_accuracy import _mp_round
 
 from conftest import BACKENDS, need, run_sigmoid
-from sigbench import loss_accuracy, reference
-from sigbench import ulp_accuracy as accuracy
+from sigbench.accuracy_sweep import loss
+from sigbench.accuracy_sweep import ulp as accuracy
 from sigbench.cli import main
+from sigbench.core import reference
 
 
 def _mp_grad(x: float) -> float:
@@ -447,7 +448,7 @@ def test_logit_forms_follow_the_true_loss_where_the_tutorial_breaks(form, name):
 def test_numpy_bce_step_is_the_training_steps_loss():
     """The per-element form averages to the hand-written step's own loss (an independent path: the session)."""
     backend = need("numpy")
-    from sigbench.workloads import TrainConfig, train_start
+    from sigbench.core.workloads import TrainConfig, train_start
 
     start = train_start(TrainConfig(batch=32, hidden=16, dtype="float32"), seed=0)
     session = backend.train_session("handwritten", start, "cpu")
@@ -465,7 +466,7 @@ def test_summarise_reports_the_clamp_and_departure():
     got = true.astype(np.float32).copy()
     got[3] *= np.float32(1.01)  # 1% off
     got[4:] = 100.0
-    row = loss_accuracy.summarise(z, got, true, "float32", "loss")
+    row = loss.summarise(z, got, true, "float32", "loss")
     assert row["departs_above"] == 16.0 and math.isnan(row["departs_below"])
     assert row["clamp_from"] == 17.0 and row["clamp_to"] == 30.0
     assert row["max_rel_err_typical"] < 1e-6

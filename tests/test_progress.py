@@ -6,8 +6,8 @@ import sys
 import pytest
 
 from conftest import BACKENDS
-from sigbench import progress
 from sigbench.cli import main
+from sigbench.execution import progress
 
 
 class FakeClock:

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from conftest import run_sigmoid, usable_variants
-from sigbench.checks import ulp_distance
+from sigbench.measure.checks import ulp_distance
 
 STABLE = ("stable", "builtin", "fast")
 #: These variants are not correctly rounded, so they are monotone only up to their rounding: the textbook
@@ -64,7 +64,7 @@ def test_dtype_and_shape_kept_for_zero_d_empty_strided_inputs(backend):
         for variant in _variants(backend):
             y = run_sigmoid(backend, variant, x)
             assert y.shape == x.shape and y.dtype == x.dtype, variant
-            from sigbench.reference import sigmoid as exact
+            from sigbench.core.reference import sigmoid as exact
 
             np.testing.assert_allclose(y, exact(x), rtol=8 * np.finfo(dtype).eps, atol=1e-300, err_msg=variant)
 

@@ -5,9 +5,9 @@ from importlib.metadata import EntryPoint
 import pytest
 
 from conftest import BACKENDS
-from sigbench import registry
-from sigbench.errors import BackendUnavailable, UsageError
-from sigbench.interface import Backend
+from sigbench.core import registry
+from sigbench.core.errors import BackendUnavailable, UsageError
+from sigbench.core.interface import Backend
 
 
 def test_builtin_backends_are_known_and_installed_matches_find_spec():

@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from sigbench import sequential
+from sigbench.comparison import sequential
 
 
 @pytest.mark.parametrize("rounds", [2, 5, 9, 12])

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 
 from conftest import run_sigmoid, usable_variants
-from sigbench import reference
-from sigbench.checks import SIGMOID_ULP_TOLERANCE, check_sigmoid, ulp_distance
-from sigbench.workloads import sigmoid_input
+from sigbench.core import reference
+from sigbench.core.workloads import sigmoid_input
+from sigbench.measure.checks import SIGMOID_ULP_TOLERANCE, check_sigmoid, ulp_distance
 
 TUTORIAL_X = np.array([-2.0, -1.0, 0.0, 1.0, 2.0])
 TUTORIAL_Y = np.array([0.11920292202211755, 0.2689414213699951, 0.5, 0.7310585786300049, 0.8807970779778823])
@@ -23,7 +23,7 @@ def test_reference_sigmoid_known_values_and_extremes():
 @pytest.mark.parametrize("dtype", ["float16", "float32", "float64"])
 @pytest.mark.parametrize("size", [0, 5, 24, 1000, (1 << 18) * 2 + 7])
 def test_input_is_drawn_in_chunks_as_in_one_piece(dtype, size):
-    from sigbench.workloads import SIGMOID_SPECIAL_INPUTS
+    from sigbench.core.workloads import SIGMOID_SPECIAL_INPUTS
 
     want = np.random.default_rng([3, size]).standard_normal(size) * 8.0
     special = SIGMOID_SPECIAL_INPUTS[:size]

@@ -3,7 +3,7 @@ import math
 import numpy as np
 import pytest
 
-from sigbench.stats import (
+from sigbench.measure.stats import (
     expanded_level,
     hierarchical_bootstrap,
     hierarchical_ci,
@@ -141,7 +141,7 @@ def test_judging_the_fast_end_gives_fewer_false_alarms_under_one_sided_interfere
     """Why compare judges each process's 10th percentile: when a neighbour slows a share of the blocks, the
     median follows the share, which changes from run to run, and the low quantile does not. It also finds
     a real 1.3x slowdown more often."""
-    from sigbench.comparison import JUDGED_QUANTILE
+    from sigbench.comparison.verdicts import JUDGED_QUANTILE
 
     rng = np.random.default_rng(11)
     trials = 100

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from conftest import need
-from sigbench.timing import MAX_OVERHEAD_FRACTION, PRESETS, TimerConfig, measure
+from sigbench.measure.timing import MAX_OVERHEAD_FRACTION, PRESETS, TimerConfig, measure
 
 FAST = TimerConfig(min_samples=5, max_samples=40, min_time_s=0.02, max_time_s=0.3, min_block_s=2e-3,
                    warmup_s=0.005, target_ci=0.05)
@@ -88,7 +88,7 @@ def test_jax_compilation_is_in_the_first_call_only():
 @pytest.mark.backend("jax")
 def test_jax_completes_calls_in_order_so_the_timer_may_wait_on_the_last_alone():
     """The timer's wait for JAX blocks on the block's last result only; every earlier call must be done then."""
-    from sigbench.worker import timed_call
+    from sigbench.execution.worker import timed_call
 
     backend = need("jax")
     fn = backend.sigmoid("builtin", "float32", "cpu")
@@ -104,7 +104,7 @@ def test_jax_completes_calls_in_order_so_the_timer_may_wait_on_the_last_alone():
 @pytest.mark.backend("jax")
 def test_jax_timer_keeps_no_earlier_result_alive():
     """Kept results would make every call allocate a fresh output, a cost of the timer's, not of JAX's."""
-    from sigbench.worker import timed_call
+    from sigbench.execution.worker import timed_call
 
     backend = need("jax")
     import jax

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 from conftest import need
-from sigbench.checks import train_verdict
-from sigbench.worker import train_check
-from sigbench.workloads import TrainConfig, train_start
+from sigbench.core.workloads import TrainConfig, train_start
+from sigbench.execution.worker import train_check
+from sigbench.measure.checks import train_verdict
 
 pytestmark = pytest.mark.backend("torch")
 

@@ -2,9 +2,9 @@ import numpy as np
 import pytest
 
 from conftest import BACKENDS, need
-from sigbench import reference
 from sigbench.cli import main
-from sigbench.workloads import MLPParams, TrainConfig, train_start
+from sigbench.core import reference
+from sigbench.core.workloads import MLPParams, TrainConfig, train_start
 
 
 def _start64(seed=0, **kwargs):

@@ -13,8 +13,9 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 import sigbench
-from sigbench import report, results, validation
 from sigbench.cli import main
+from sigbench.report import tables
+from sigbench.results import files, validation
 
 REPORTS = Path(__file__).resolve().parent.parent / "reports"
 EXAMPLE = REPORTS / "example-cpu" / "results.json"
@@ -38,7 +39,7 @@ def test_the_schema_file_is_the_code_s_schema_and_every_committed_run_meets_it()
     found = sorted(REPORTS.glob("**/results.json"))
     assert len(found) >= 10
     for path in found:
-        results.load(path)
+        files.load(path)
 
 
 def mutate(document: dict, row: int, field: str, value: object) -> dict:
@@ -127,11 +128,11 @@ def test_no_mutation_of_a_results_file_ends_in_a_traceback(tmp_path: Path, mutat
         else:
             path.write_bytes(text.replace('"ok"', '"ok\u00e9"', 1).encode(what))
     try:
-        loaded = results.load(path)
+        loaded = files.load(path)
     except sigbench.ResultsFileError as error:
         assert str(error).startswith(str(path))
         return
-    report.markdown([loaded])  # what passes the schema, the report can show
+    tables.markdown([loaded])  # what passes the schema, the report can show
 
 
 def test_a_fleet_hosts_skipped_row_has_no_size_but_a_timed_row_needs_one(tmp_path: Path) -> None:

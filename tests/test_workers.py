@@ -16,8 +16,8 @@ import pytest
 
 from conftest import BACKENDS
 from conftest import TINY as SEEDED_TINY
-from sigbench import registry
 from sigbench.cli import main
+from sigbench.core import registry
 
 PLUGINS = Path(__file__).parent / "plugins"
 TINY = ["--size", "256", "--max-time", "0.01", "--min-time", "0.005", "-q"]
@@ -163,7 +163,7 @@ def test_in_process_refuses_several_processes(capsys):
 
 @linux_only
 def test_a_worker_imports_only_its_own_framework():
-    from sigbench.execution import ProcessBackend
+    from sigbench.execution.engine import ProcessBackend
 
     handle = ProcessBackend("numpy", threads=1)
     try:
@@ -254,8 +254,8 @@ def test_interrupted_run_keeps_readable_partial_results_and_no_orphan(tmp_path, 
 def test_a_stop_that_lands_in_a_finaliser_is_taken_quietly_and_other_errors_still_reported(monkeypatch):
     """In the in-process mode SIGTERM can arrive inside a gc callback (JAX has one): Python then prints the
     exception as "ignored". The stop is recorded and taken at the next case, so it must not be printed."""
-    from sigbench import runner
-    from sigbench.errors import Interrupted
+    from sigbench.core.errors import Interrupted
+    from sigbench.execution import runner
 
     class Finaliser:
         def __init__(self, error):
@@ -297,7 +297,7 @@ def test_a_killed_run_takes_its_workers_with_it(tmp_path):
 @pytest.mark.parametrize("name", BACKENDS)
 def test_threads_are_honoured_in_every_worker_xla_included(name):
     """Each worker is pinned to --threads cores before its framework starts; XLA sizes its pools from that."""
-    from sigbench.execution import ProcessBackend
+    from sigbench.execution.engine import ProcessBackend
 
     if len(os.sched_getaffinity(0)) < 2:
         pytest.skip("needs two cores")

@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from sigbench.workloads import MLPParams, TrainStart
+from sigbench.core.workloads import MLPParams, TrainStart
 from sigbench_backends import native, ziv
 
 # Cross-checks compare against float64: full-precision float32 matmuls (no TF32/bf16 passes on GPUs).

@@ -13,7 +13,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from sigbench.workloads import MLPParams, TrainStart, numpy_dtype
+from sigbench.core.workloads import MLPParams, TrainStart, numpy_dtype
 from sigbench_backends import ziv
 
 #: Below this many elements per thread, the fast variant stays on one thread.

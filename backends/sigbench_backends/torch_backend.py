@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from sigbench.workloads import MLPParams, TrainStart
+from sigbench.core.workloads import MLPParams, TrainStart
 from sigbench_backends import native
 
 # Cross-checks compare against float64: no TF32 shortcuts in float32 matmuls on GPUs.

@@ -6,8 +6,8 @@ round on its own, so every round ends with the backend's ``synchronize()``.
 """
 import pytest
 
-from sigbench.interface import SIGMOID_VARIANTS
-from sigbench.workloads import TrainConfig, sigmoid_input, train_start
+from sigbench.core.interface import SIGMOID_VARIANTS
+from sigbench.core.workloads import TrainConfig, sigmoid_input, train_start
 
 
 @pytest.mark.parametrize("size", [2**10, 2**16, 2**20], ids=lambda n: f"n={n}")

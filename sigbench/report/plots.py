@@ -1,0 +1,113 @@
+"""PNG plots of a run (matplotlib, non-interactive): sigmoid time against size, training step times.
+
+The interactive charts of results.html (sigbench/html.py) take their colours and styles from here.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from sigbench.results.files import save_figure
+
+
+def pyplot() -> Any:
+    """matplotlib's pyplot on the file-only Agg backend, imported on first use."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def write_all(directory: Path, rows: list[dict[str, Any]], meta: dict[str, Any] | None = None) -> list[Path]:
+    """Every plot the rows allow; returns the files written."""
+    import pandas as pd
+
+    ok = pd.DataFrame([r for r in rows if r.get("status") == "ok"])
+    written: list[Path] = []
+    if ok.empty:
+        return written
+    machines = ok["machine"].nunique() if "machine" in ok else 1
+    ok["label"] = [
+        (f"{r['machine']}: " if machines > 1 else "") + f"{r['backend']}/{r['variant']}" for _, r in ok.iterrows()
+    ]
+    for (dtype, device), group in ok[ok["workload"] == "sigmoid"].groupby(["dtype", "device"]):
+        written.append(_sigmoid_plot(directory / f"sigmoid-{dtype}-{device}.png", group, dtype, device, meta))
+    for (dtype, device), group in ok[ok["workload"] == "train"].groupby(["dtype", "device"]):
+        written.append(_train_plot(directory / f"train-{dtype}-{device}.png", group, dtype, device))
+    return written
+
+
+#: One colour family per backend, one line style and marker per variant: 13+ lines stay tellable apart.
+#: (matplotlib's tab10 colours, in hex so the HTML charts use the same ones.)
+_BACKEND_COLOURS = {"numpy": "#1f77b4", "torch": "#d62728", "jax": "#2ca02c"}
+_OTHER_COLOURS = ("#9467bd", "#8c564b", "#bcbd22", "#17becf", "#7f7f7f", "#e377c2")
+_VARIANT_STYLES = {"naive": ("-", "o"), "stable": ("--", "s"), "builtin": (":", "^"), "fast": ("-", "D"),
+                   "numexpr": ("-.", "v")}
+
+
+def series_style(backend: str, variant: str) -> tuple[str, str, str]:
+    """(colour, matplotlib line style, matplotlib marker) of a backend/variant, the same in PNG and HTML."""
+    colour = _BACKEND_COLOURS.get(backend, _OTHER_COLOURS[sum(map(ord, backend)) % len(_OTHER_COLOURS)])
+    linestyle, marker = _VARIANT_STYLES.get(variant, ("-", "x"))
+    return colour, linestyle, marker
+
+
+def line_style(backend: str, variant: str, machine_index: int = 0) -> dict[str, Any]:
+    """matplotlib line keywords for a series: its colour and marker, fainter for a second machine."""
+    colour, linestyle, marker = series_style(backend, variant)
+    return {"color": colour, "linestyle": linestyle, "marker": marker, "markersize": 5,
+            "alpha": 1.0 if machine_index == 0 else 0.55, "linewidth": 2.2 if variant == "fast" else 1.4}
+
+
+def _sigmoid_plot(path: Path, group: Any, dtype: str, device: str, meta: dict[str, Any] | None) -> Path:
+    plt = pyplot()
+    fig, (ax_time, ax_rate) = plt.subplots(1, 2, figsize=(14, 5.6))
+    machines = list(dict.fromkeys(group["machine"])) if "machine" in group else [None]
+    for label, line in group.groupby("label", sort=False):
+        line = line.sort_values("size")
+        first = line.iloc[0]
+        style = line_style(first["backend"], first["variant"], machines.index(first.get("machine")))
+        ax_time.plot(line["size"], line["median_s"] * 1e6, label=label, **style)
+        ax_rate.plot(line["size"], line["gbps"], label=label, **style)
+    bandwidth = (meta or {}).get("bandwidth", {}).get("copy_gbps")
+    if bandwidth:
+        ax_rate.axhline(bandwidth, color="black", linestyle="--", linewidth=1,
+                        label=f"measured copy bandwidth ({bandwidth:.1f} GB/s)")
+    ax_time.set(xscale="log", yscale="log", xlabel="elements (n)", ylabel="median time per call (µs)",
+                title=f"sigmoid, {dtype}, {device}: time per call")
+    ax_rate.set(xscale="log", xlabel="elements (n)", ylabel="throughput (GB/s read + written)",
+                title="throughput against the machine's copy bandwidth")
+    for ax in (ax_time, ax_rate):
+        ax.grid(True, which="both", alpha=0.3)
+    ax_rate.legend(fontsize=7, loc="upper left", ncol=2 if group["label"].nunique() > 8 else 1)
+    fig.tight_layout()
+    save_figure(fig, path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def _train_plot(path: Path, group: Any, dtype: str, device: str) -> Path:
+    plt = pyplot()
+    group = group.sort_values(["hidden", "size", "median_s"])
+    labels = [f"{r['label']}\nbatch {int(r['size'])}, hidden {int(r['hidden'])}" for _, r in group.iterrows()]
+    fig, (ax_step, ax_first) = plt.subplots(1, 2, figsize=(13, max(3.5, 0.45 * len(labels) + 1.5)))
+    positions = range(len(labels))
+    ax_step.barh(positions, group["median_s"] * 1e6, xerr=[(group["median_s"] - group["ci_low_s"]) * 1e6,
+                 (group["ci_high_s"] - group["median_s"]) * 1e6], color="tab:blue")
+    ax_step.set(yticks=list(positions), yticklabels=labels, xscale="log", xlabel="median time per step (µs)",
+                title=f"training step, {dtype}, {device}: steady state (95% CI)")
+    ax_first.barh(positions, group["first_call_s"] * 1e3, color="tab:orange")
+    ax_first.set(yticks=list(positions), yticklabels=[], xscale="log", xlabel="first call (ms)",
+                 title="first call: tracing, compilation, lazy setup")
+    for ax in (ax_step, ax_first):
+        ax.invert_yaxis()
+        ax.grid(True, axis="x", which="both", alpha=0.3)
+    fig.tight_layout()
+    save_figure(fig, path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+
