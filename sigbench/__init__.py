@@ -9,12 +9,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from sigbench.core import moved
 from sigbench.core.errors import ResultsFileError, UsageError
+from sigbench.core.version import SCHEMA_VERSION, __version__
 
-__version__ = "0.2.0"
-
-#: Version of the results files (CSV/JSON) this sigbench writes and reads.
-SCHEMA_VERSION = 2
+moved.install()
 
 _API = ("run", "load", "compare", "accuracy", "ab", "Results", "AccuracyResults", "ABResults")
 

@@ -99,7 +99,7 @@ class Results(SavedDocument):
 
         ``path`` must be new or empty unless ``force`` is given (then only sigbench's files are replaced).
         """
-        from sigbench.report import plots
+        from sigbench.report import plots, writer
         from sigbench.results import files
 
         chosen = tuple(formats)
@@ -109,7 +109,7 @@ class Results(SavedDocument):
         directory = files.prepare_output_dir(Path(path), force)
         if "png" in chosen:
             plots.write_all(directory, self.rows, self.metadata)
-        files.write(directory, self.rows, self.metadata, self.status, chosen)
+        writer.write_run(directory, self.rows, self.metadata, self.status, chosen)
         return directory
 
     def _repr_html_(self) -> str:
@@ -326,20 +326,18 @@ def accuracy(backends: str | Iterable[str] | None = None, *, variants: str | Ite
     from sigbench.accuracy_sweep import ulp
     from sigbench.cluster import client
     from sigbench.core import registry
+    from sigbench.report import accuracyreport
     from sigbench.results import files
 
     names = _names(backends, "backends") or registry.installed_names()
     for name in names:
         registry.get_spec(name)
     chosen = _names(dtypes, "dtypes") or ([] if quantity == "loss" else list(ulp.ACCURACY_DTYPES))
-    if quantity not in ulp.QUANTITIES:
-        raise UsageError(f"unknown quantity {quantity!r}; choose from: {', '.join(ulp.QUANTITIES)}")
-    for dtype in chosen:
-        if dtype not in ulp.ACCURACY_DTYPES:
-            raise UsageError(f"unknown dtype {dtype!r}; choose from: {', '.join(ulp.ACCURACY_DTYPES)}")
+    ulp.check_request(quantity, chosen, exhaustive)
     with client.connected(scheduler, None if scheduler_file is None else Path(scheduler_file)) as pool:
         directory = files.prepare_output_dir(None if output_dir is None else Path(output_dir), force)
         with _progress(progress, "sigbench accuracy") as show:
-            rows = ulp.run(names, _names(variants, "variants"), chosen, exhaustive, seed, directory,
-                                    show, quantity, pool)
+            sweep = ulp.run(names, _names(variants, "variants"), chosen, exhaustive, seed, show, quantity, pool)
+        accuracyreport.write(directory, sweep)
+        rows = sweep.rows
     return AccuracyResults(rows, directory)

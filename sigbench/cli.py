@@ -393,7 +393,7 @@ def _add_execution_options(parser: argparse.ArgumentParser) -> None:
                         help=f"kill a case (and its worker) after S seconds (default {DEFAULT_CASE_TIMEOUT_S:g})")
 
 
-# --- Dask cluster options (sigbench.cluster, sigbench.fleet) -----------------------------------
+# --- Dask cluster options (sigbench.cluster, sigbench.cluster.fleet) -----------------------------------
 
 
 def _add_cluster_options(parser: argparse.ArgumentParser, fleet: bool) -> None:
@@ -487,23 +487,23 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_aa(args: argparse.Namespace) -> int:
-    from sigbench.comparison import verdicts
+    from sigbench.comparison import aa
     from sigbench.execution import progress
     from sigbench.results import files
 
     directory = files.prepare_output_dir(args.output_dir, args.force)
     with progress.bar(f"sigbench {args.command}", quiet=args.quiet or args.json) as show:
-        outcome = verdicts.aa_test(run_options(args, directory), directory, args.threshold, show)
+        outcome = aa.aa_test(run_options(args, directory), directory, args.threshold, show)
     if args.json:  # the comparison's rows and the rate, as data
         print(files.json_text({
             "threshold": args.threshold, "cases": len(outcome.rows), "flagged": len(outcome.flagged),
-            "rate": outcome.rate, "goal": verdicts.AA_GOAL, "runs": [str(directory / "a"), str(directory / "b")],
+            "rate": outcome.rate, "goal": aa.AA_GOAL, "runs": [str(directory / "a"), str(directory / "b")],
             "rows": outcome.rows}))
     else:
         print(outcome.text)
     print(f"sigbench {args.command}: {len(outcome.flagged)} of {len(outcome.rows)} cases flagged beyond "
           f"{args.threshold:.0%} "
-          f"({outcome.rate:.1%}; goal at most {verdicts.AA_GOAL:.0%}); runs and aa.md in {directory}/",
+          f"({outcome.rate:.1%}; goal at most {aa.AA_GOAL:.0%}); runs and aa.md in {directory}/",
           file=sys.stderr)
     return outcome.exit_code
 
@@ -671,7 +671,21 @@ def cmd_compare(args: argparse.Namespace) -> int:
         return EXIT_FAILED if any(row.get("verdict") == "slower" for row in document["rows"]) else EXIT_OK
     if args.new is None:
         raise UsageError("compare needs two runs, BASE and NEW (or one ab run's folder)")
-    return verdicts.main(args.base, args.new, args.threshold, args.output)
+    from sigbench.report.comparereport import markdown
+    from sigbench.results import files
+
+    base, new = files.load(args.base), files.load(args.new)
+    rows = verdicts.compare_rows(base["rows"], new["rows"], args.threshold)
+    warnings = verdicts.environment_warnings(base, new)
+    if not rows:
+        raise UsageError("the two runs have no timed case in common")
+    text = markdown(rows, warnings, args.threshold, verdicts.LEVEL, verdicts.JUDGED_QUANTILE)
+    print(text)
+    for warning in warnings:
+        print(f"sigbench compare: warning: {warning}", file=sys.stderr)
+    if args.output is not None:
+        files.atomic_write_text(args.output, text)
+    return EXIT_FAILED if any(r["verdict"] == "SLOWER" for r in rows) else EXIT_OK
 
 
 def cmd_accuracy(args: argparse.Namespace) -> int:
@@ -688,6 +702,7 @@ def cmd_accuracy(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     from sigbench.comparison import abtest
+    from sigbench.report import writer
     from sigbench.results import files
 
     if any(abtest.is_ab(path) for path in args.paths):
@@ -704,7 +719,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         return EXIT_OK
     documents = [files.load(path) for path in args.paths]
     directory = files.prepare_output_dir(args.output_dir, args.force)
-    text = files.write_merged(directory, documents)
+    text = writer.write_merged(directory, documents)
     print(text)
     print(f"sigbench: report of {len(documents)} run(s) in {directory}/", file=sys.stderr)
     return EXIT_OK

@@ -7,8 +7,8 @@ import pytest
 @pytest.mark.packaging
 def test_import_sigbench_loads_no_framework_and_no_pandas():
     code = (
-        "import sys, sigbench, sigbench.cli, sigbench.registry, sigbench.interface\n"
-        "sigbench.registry.installed_names()\n"
+        "import sys, sigbench, sigbench.cli, sigbench.core.registry, sigbench.core.interface\n"
+        "sigbench.core.registry.installed_names()\n"
         "heavy = sorted({'torch', 'jax', 'pandas', 'matplotlib', 'scipy'} & set(sys.modules))\n"
         "print(','.join(heavy))\n"
     )

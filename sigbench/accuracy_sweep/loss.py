@@ -1,12 +1,13 @@
 """``sigbench accuracy --quantity loss``: binary cross-entropy per element, and its gradient with respect to the
 logit, as each framework's form computes it, against mpmath, over logits from -200 to 200.
 
-The forms are the backends' ``bce_forms`` (``sigbench.interface.SigmoidGradients``): the tutorial's Sigmoid
+The forms are the backends' ``bce_forms`` (``sigbench.core.interface.SigmoidGradients``): the tutorial's Sigmoid
 then BCELoss, BCEWithLogitsLoss, optax, and sigbench's own NumPy and JAX steps.
 """
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -84,21 +85,42 @@ COLUMNS: tuple[str, ...] = ("quantity", "target", "backend", "form", "dtype", "m
                             "departs_below", "departs_above", "zero_below", "zero_above", "clamp_from", "clamp_to")
 
 
-def run(backend_names: list[str], forms: list[str], dtypes: list[str], exhaustive: bool, directory: Any,
-        ) -> list[dict[str, Any]]:
-    """Every backend's BCE forms, targets 0 and 1; writes accuracy.csv, accuracy.md, accuracy-loss.png and
-    accuracy-dloss.png."""
-    from sigbench.core import registry
-    from sigbench.core.errors import UsageError
-    from sigbench.core.interface import SigmoidGradients
-    from sigbench.results.files import atomic_write_text
+@dataclass(frozen=True)
+class LossSweep:
+    """What the loss sweep found: a row per quantity x target x backend x form x dtype (``columns`` of
+    accuracy.csv), and the relative-error curves of the first dtype, for plots. Also the thresholds its rows
+    were computed with, which the report explains. ``sigbench.report.accuracyreport`` writes and renders it."""
 
-    dtypes = dtypes or ["float32"]
+    rows: list[dict[str, Any]]
+    curves: dict[tuple[str, float], list[tuple[str, np.ndarray, np.ndarray]]]
+    dtype: str
+    quantity: str = "loss"
+    columns: tuple[str, ...] = COLUMNS
+    quantity_names: dict[str, str] = field(default_factory=lambda: dict(QUANTITY_NAMES))
+    departs_rel_err: float = DEPARTS_REL_ERR
+    typical_logit: float = TYPICAL_LOGIT
+    log_clamp: float = BCE_LOG_CLAMP
+
+
+def check_request(dtypes: list[str], exhaustive: bool) -> None:
+    """UsageError unless ``dtypes`` are the loss's, without ``exhaustive``."""
+    from sigbench.core.errors import UsageError
+
     for dtype in dtypes:
         if dtype not in LOSS_DTYPES:
             raise UsageError(f"--quantity loss takes --dtype {' or '.join(LOSS_DTYPES)}, not {dtype!r}")
     if exhaustive:
         raise UsageError("--exhaustive applies to --quantity value and grad; the loss runs on a fixed logit grid")
+
+
+def run(backend_names: list[str], forms: list[str], dtypes: list[str]) -> LossSweep:
+    """Every backend's BCE forms, targets 0 and 1 (float32 unless ``dtypes`` say otherwise)."""
+    from sigbench.core import registry
+    from sigbench.core.errors import UsageError
+    from sigbench.core.interface import SigmoidGradients
+
+    dtypes = dtypes or ["float32"]
+    check_request(dtypes, False)
     backends = {name: b for name, b in registry.load_all(backend_names).items() if isinstance(b, SigmoidGradients)}
     offered = {f for b in backends.values() for f in b.bce_forms()}
     for form in forms:
@@ -126,63 +148,4 @@ def run(backend_names: list[str], forms: list[str], dtypes: list[str], exhaustiv
                             curves.setdefault((quantity, y), []).append(
                                 (f"{name}: {form}", z.astype(np.float64),
                                  relative_error(got[quantity], truth[quantity], dtype)))
-    import pandas as pd
-
-    table = pd.DataFrame([{c: r.get(c) for c in COLUMNS} for r in rows], columns=list(COLUMNS))
-    atomic_write_text(directory / "accuracy.csv", table.to_csv(index=False))
-    plots = [plot(directory / f"accuracy-{quantity}.png", curves, quantity, dtypes[0]) for quantity in QUANTITY_NAMES
-             if any(key[0] == quantity for key in curves)]
-    atomic_write_text(directory / "accuracy.md", markdown(table, plots))
-    from sigbench.report import html
-
-    atomic_write_text(directory / "accuracy.html", html.loss_page(table, curves, QUANTITY_NAMES, dtypes[0]))
-    return rows
-
-
-def markdown(table: Any, plots: list[Any]) -> str:
-    from sigbench.report.tables import md_table
-
-    lines = ["# sigbench accuracy: the binary cross-entropy", "",
-             "Per-element BCE and its gradient with respect to the logit z, as each form computes them, against "
-             "mpmath (loss: log(1 + e^-z) for target 1, log(1 + e^z) for target 0; gradient: sigma(z) - y), over "
-             "logits -200..200 (dense near the breaking points). "
-             f"`max_rel_err_typical`: over |z| <= {TYPICAL_LOGIT:g}. "
-             f"`departs_below` / `_above`: the logit nearest 0 on each side where the relative error exceeds "
-             f"{DEPARTS_REL_ERR:g}. `zero_below` / `_above`: where the form returns exactly 0 while the true value "
-             "is a normal number. `clamp_from`..`clamp_to`: the logits where the loss is exactly the clamp value "
-             f"{-BCE_LOG_CLAMP:g}, though the true loss is not (BCELoss clamps each log at {BCE_LOG_CLAMP:g}). "
-             "Where the true value is below the dtype's normal range, no relative error is counted. "
-             "-: nowhere in the grid.", ""]
-    shown = table.copy()
-    for column in COLUMNS[5:]:
-        shown[column] = shown[column].map(lambda v: "-" if v is None or v != v else f"{v:.4g}")
-    for quantity, group in shown.groupby("quantity", sort=False):
-        title = QUANTITY_NAMES.get(str(quantity), str(quantity))
-        lines += [f"## {title}", "", md_table(group.drop(columns=["quantity"]).fillna("-")), ""]
-    lines += [f"![{p.stem}]({p.name})" for p in plots]
-    return "\n".join(lines) + "\n"
-
-
-def plot(path: Any, curves: dict[tuple[str, float], list[tuple[str, np.ndarray, np.ndarray]]], quantity: str,
-         dtype: str) -> Any:
-    """Relative error against the logit, one line per form, one panel per target."""
-    from sigbench.report.plots import pyplot
-
-    plt = pyplot()
-    fig, axes = plt.subplots(1, 2, figsize=(13, 4.6), sharey=True)
-    floor = 1e-9
-    for ax, y in zip(axes, (0.0, 1.0)):
-        for label, z, rel in curves.get((quantity, y), []):
-            ax.plot(z, np.clip(np.nan_to_num(rel, nan=floor), floor, None), label=label, linewidth=1.1)
-        ax.axhline(DEPARTS_REL_ERR, color="black", linestyle=":", linewidth=0.8)
-        ax.set(yscale="log", xlabel="logit z", xlim=(-200, 200),
-               title=f"{QUANTITY_NAMES[quantity]}, target {int(y)}, {dtype}")
-        ax.grid(True, alpha=0.3)
-    axes[0].set_ylabel(f"relative error (floor {floor:g})")
-    axes[1].legend(fontsize=7, loc="upper right")
-    fig.tight_layout()
-    from sigbench.results.files import save_figure
-
-    save_figure(fig, path, dpi=100)
-    plt.close(fig)
-    return path
+    return LossSweep(rows, curves, dtypes[0])

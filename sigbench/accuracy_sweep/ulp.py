@@ -1,5 +1,6 @@
 """``sigbench accuracy``: every sigmoid's (``--quantity value``) or its derivative's (``grad``) error in ULPs
-against a correctly rounded reference; ``--quantity loss`` is in ``sigbench.loss_accuracy``.
+against a correctly rounded reference; ``--quantity loss`` is in ``sigbench.accuracy_sweep.loss``.
+The sweep computes rows only; ``sigbench.report.accuracyreport`` writes accuracy.csv, .md, .html and plots.
 
 float16 and bfloat16 are always checked over all 65,536 inputs; float32 over a stratified sample, or all
 2^32 inputs with ``--exhaustive`` (streamed in chunks); float64 over a sample against mpmath.
@@ -441,33 +442,56 @@ COLUMNS: tuple[str, ...] = (
 GRAD_COLUMNS: tuple[str, ...] = (*COLUMNS[:-2], *_NEAREST, *COLUMNS[-2:])
 
 
-def run(backend_names: list[str], variants: list[str], dtypes: list[str], exhaustive: bool, seed: int,
-        directory: Any, progress: Callable[[int, int, str], None] | None = None, quantity: str = "value",
-        cluster: Any = None) -> list[dict[str, Any]]:
-    """Measure every backend x variant x dtype; write accuracy.csv, .md, .html and one plot per dtype.
+@dataclass(frozen=True)
+class Sweep:
+    """What a value or derivative sweep found: a row per backend x variant x dtype (``columns`` of
+    accuracy.csv), a fact per dtype (mode, seconds, inputs decided by mpmath), and the kept points of each
+    case's error per dtype, for plots. ``sigbench.report.accuracyreport`` writes and renders it."""
 
-    ``quantity="grad"`` measures the backends' derivatives of the sigmoid instead (their ``sigmoid_grad``
-    forms); ``"loss"`` hands over to ``sigbench.loss_accuracy`` (a small fixed grid, always local).
-    ``cluster``: a ``sigbench.cluster.Cluster`` whose workers compute the chunks; None: this machine.
-    """
-    from sigbench.core import registry
+    quantity: str
+    rows: list[dict[str, Any]]
+    columns: tuple[str, ...]
+    facts: list[dict[str, Any]]
+    samples: dict[str, dict[AccuracyCase, tuple[np.ndarray, np.ndarray]]]
+
+
+def check_request(quantity: str, dtypes: list[str], exhaustive: bool) -> None:
+    """UsageError unless ``quantity`` and ``dtypes`` (and ``exhaustive``) make a sweep; before any folder is made."""
     from sigbench.core.errors import UsageError
-    from sigbench.core.interface import SigmoidGradients
-    from sigbench.results.files import atomic_write_text
 
     if quantity not in QUANTITIES:
         raise UsageError(f"unknown quantity {quantity!r}; choose from: {', '.join(QUANTITIES)}")
     if quantity == "loss":
         from sigbench.accuracy_sweep import loss
 
-        return loss.run(backend_names, variants, dtypes, exhaustive, directory)
-
+        loss.check_request(dtypes, exhaustive)
+        return
     for dtype in dtypes:
         if dtype not in ACCURACY_DTYPES:
             raise UsageError(f"unknown dtype {dtype!r}; choose from: {', '.join(ACCURACY_DTYPES)}")
     if exhaustive and "float32" not in dtypes:
         raise UsageError("--exhaustive applies to float32 (float16 and bfloat16 are always exhaustive); "
                          "add --dtype float32")
+
+
+def run(backend_names: list[str], variants: list[str], dtypes: list[str], exhaustive: bool, seed: int,
+        progress: Callable[[int, int, str], None] | None = None, quantity: str = "value",
+        cluster: Any = None) -> Any:
+    """Measure every backend x variant x dtype: a ``Sweep`` (``loss.LossSweep`` for ``quantity="loss"``).
+
+    ``quantity="grad"`` measures the backends' derivatives of the sigmoid instead (their ``sigmoid_grad``
+    forms); ``"loss"`` hands over to ``sigbench.accuracy_sweep.loss`` (a small fixed grid, always local).
+    ``cluster``: a ``sigbench.cluster.Cluster`` whose workers compute the chunks; None: this machine.
+    """
+    from sigbench.core import registry
+    from sigbench.core.errors import UsageError
+    from sigbench.core.interface import SigmoidGradients
+
+    check_request(quantity, dtypes, exhaustive)
+    if quantity == "loss":
+        from sigbench.accuracy_sweep import loss
+
+        return loss.run(backend_names, variants, dtypes)
     backends = registry.load_all(backend_names)
 
     def variants_of(backend: Any) -> dict[str, str | None]:
@@ -507,84 +531,10 @@ def run(backend_names: list[str], variants: list[str], dtypes: list[str], exhaus
         for case in cases:
             rows.append({"backend": case.backend, "variant": case.variant, "dtype": dtype, "mode": fact["mode"],
                          **totals[case].row(), "special_inputs": special[case], "seconds": fact["seconds"]})
-    import pandas as pd
-
-    columns = COLUMNS if quantity == "value" else GRAD_COLUMNS
-    table = pd.DataFrame([{c: r.get(c) for c in columns} for r in rows], columns=list(columns))
-    atomic_write_text(directory / "accuracy.csv", table.to_csv(index=False))
-    stem = "accuracy" if quantity == "value" else "accuracy-grad"
-    plots = [plot(directory / f"{stem}-{dtype}.png", samples, dtype, quantity)
-             for dtype, samples in samples_by_dtype.items()]
-    atomic_write_text(directory / "accuracy.md", markdown(table, facts, plots, quantity))
-    from sigbench.report import html
-
-    atomic_write_text(directory / "accuracy.html", html.accuracy_page(table, facts, samples_by_dtype))
-    return rows
+    return Sweep(quantity, rows, COLUMNS if quantity == "value" else GRAD_COLUMNS, facts, samples_by_dtype)
 
 
 def _runner(backend: Any, fn: Callable[[Any], Any]) -> Callable[[np.ndarray], tuple[np.ndarray, int]]:
     """A sigmoid on NumPy inputs and outputs, counting the warnings it raises (they never stop the run)."""
     return lambda x: call_counting_warnings(
         lambda: np.array(backend.to_numpy(fn(backend.from_numpy(x, "cpu"))), copy=True))
-
-
-def markdown(table: Any, facts: list[dict[str, Any]], plots: list[Any], quantity: str = "value") -> str:
-    from sigbench.report.tables import md_table
-
-    what = "sigmoid" if quantity == "value" else "derivative of the sigmoid, sigma'(x) = e^-x/(1+e^-x)^2,"
-    lines = ["# sigbench accuracy" + ("" if quantity == "value" else ": the derivative"), "",
-             f"Error of each {what} in ULPs of its dtype against its correctly rounded value (float64 rounded "
-             "once, mpmath where that is too close to call; mpmath alone for float64). `flushed_subnormals`: "
-             "results that should be subnormal but are 0; `wrong_saturation`: 0 or 1 where the true result is a "
-             "normal number; `nan_where_number`: NaN where a number is due.", ""]
-    if quantity == "grad":
-        lines += ["`rel_err_over_1_above` / `_below`: the input nearest 0 on each side (among those checked) where "
-                  "the relative error exceeds 1; `zero_above` / `_below`: where the result is exactly 0 while the "
-                  "correctly rounded value is not (a vanishing gradient made by rounding); inf: nowhere.", ""]
-    for fact in facts:
-        lines.append(f"- {fact['dtype']}: {fact['mode']}, {fact['seconds']} s, {fact['mpmath_decided']} inputs "
-                     "decided by mpmath")
-    lines.append("")
-    shown = table.copy()
-    for column in ("mean_ulp", "correctly_rounded_fraction"):
-        shown[column] = shown[column].map(lambda v: "-" if v is None or v != v else f"{v:.4f}")
-    shown["worst_input"] = shown["worst_input"].map(lambda v: "-" if v is None or v != v else f"{v:.9g}")
-    for column in ("inputs", "over_1ulp", "flushed_subnormals", "nan_where_number", "wrong_saturation", "warnings"):
-        shown[column] = shown[column].map(lambda v: "-" if v is None or v != v else f"{int(v):,}")
-    for column in ("max_ulp", *(c for c in _NEAREST if c in shown)):
-        shown[column] = shown[column].map(lambda v: "-" if v is None or v != v else f"{v:.7g}")
-    for dtype, group in shown.groupby("dtype", sort=False):
-        lines += [f"## {dtype}", "", md_table(group.drop(columns=["dtype", "seconds"]).fillna("-")), ""]
-    lines += [f"![{p.stem}]({p.name})" for p in plots]
-    return "\n".join(lines) + "\n"
-
-
-def plot(path: Any, samples: dict[AccuracyCase, tuple[np.ndarray, np.ndarray]], dtype: str,
-         quantity: str = "value") -> Any:
-    from sigbench.report.plots import line_style, pyplot
-
-    plt = pyplot()
-    warnings.simplefilter("ignore")  # symlog axes warn on their own transforms
-    backends = list(dict.fromkeys(case.backend for case in samples))
-    fig, axes = plt.subplots(1, len(backends), figsize=(5.5 * len(backends), 4.2), squeeze=False, sharey=True)
-    for ax, backend in zip(axes[0], backends):
-        for case, (x, ulps) in samples.items():
-            if case.backend != backend:
-                continue
-            shown = np.isfinite(x) & np.isfinite(ulps) & (x > -110) & (x < (40 if quantity == "value" else 110))
-            style = line_style(case.backend, case.variant)
-            ax.scatter(x[shown], ulps[shown], s=5, alpha=0.5, color=style["color"] if case.variant == "fast"
-                       else None, marker=style["marker"], label=case.variant)
-        limits = (-110, 40) if quantity == "value" else (-110, 110)
-        ax.set(yscale="symlog", xlabel="x", xlim=limits,
-               title=f"{backend}, {dtype}{'' if quantity == 'value' else ', derivative'} (sampled points)")
-        ax.grid(True, alpha=0.3)
-        ax.legend(fontsize=7, markerscale=2.5, loc="upper right")
-    axes[0][0].set_ylabel("error (ULPs against the correctly rounded " + ("sigmoid)" if quantity == "value"
-                                                                           else "derivative)"))
-    fig.tight_layout()
-    from sigbench.results.files import save_figure
-
-    save_figure(fig, path, dpi=100)
-    plt.close(fig)
-    return path

@@ -102,7 +102,7 @@ def execute(cluster: Any, run_argv: list[str], backends: list[str], hosts: list[
             progress: Any = None) -> FleetResult:
     """Run on every host (or ``hosts``: names or addresses), write each host's results and the merged report."""
     from sigbench.core import registry
-    from sigbench.report import plots
+    from sigbench.report import plots, writer
     from sigbench.results import files
 
     say = progress or (lambda done, total, what: None)
@@ -127,7 +127,7 @@ def execute(cluster: Any, run_argv: list[str], backends: list[str], hosts: list[
     def write_host(host: str, rows: list[dict[str, Any]], meta: dict[str, Any], status: str) -> None:
         folder = directory / _folder_name(names[host])
         folder.mkdir(parents=True, exist_ok=True)
-        files.write(folder, rows, meta, status, formats)
+        writer.write_run(folder, rows, meta, status, formats)
         if "png" in formats and status == "complete":
             plots.write_all(folder, rows, meta)
         outcome.documents.append(files.load(folder))
@@ -157,7 +157,7 @@ def execute(cluster: Any, run_argv: list[str], backends: list[str], hosts: list[
     cluster.run_per_host(run_on_host, runnable, finished)
     outcome.documents.sort(key=lambda d: str(d.get("metadata", {}).get("hostname")))
     if outcome.documents:
-        files.write_merged(directory, outcome.documents, formats, failure_lines(outcome.failures))
+        writer.write_merged(directory, outcome.documents, formats, failure_lines(outcome.failures))
     elif outcome.failures:
         files.atomic_write_text(directory / files.RESULTS_MD, failure_lines(outcome.failures))
     return outcome

@@ -36,7 +36,7 @@ class WaitsForResults(Protocol):
     end, on the result of the block's last call alone (JAX: ``block_until_ready``), which costs far less
     than ``synchronize`` where that has to find every pending result. A backend offering it must complete
     one device's calls in the order they were made (XLA: one stream per GPU, and its CPU client too;
-    ``tests/test_timing.py`` checks it)."""
+    ``tests/measure/test_timing.py`` checks it)."""
 
     def wait_for(self, results: list[Any]) -> None:
         """Block until every one of ``results`` (native arrays or trees of them) is computed."""

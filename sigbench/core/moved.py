@@ -13,7 +13,7 @@ import importlib.abc
 import importlib.machinery
 import sys
 import warnings
-from types import ModuleType
+from types import FrameType, ModuleType
 from typing import Any
 
 #: Old module (``sigbench.X``) -> the module it is now.
@@ -30,13 +30,14 @@ MODULES = {
     "sequential": "sigbench.comparison.sequential",
 }
 
-#: Old modules that are packages now: each old public name -> the module that holds it now.
+#: Old modules that are packages now: each old public name -> the module that holds it now
+#: (``module:name`` where its name changed too).
 ATTRIBUTES: dict[str, dict[str, str]] = {
     "sigbench.results": {
         **dict.fromkeys(("RESULTS_JSON", "RESULTS_CSV", "RESULTS_MD", "RESULTS_HTML", "new_run_dir",
                          "prepare_output_dir", "atomic_write_text", "atomic_write_bytes", "save_figure", "kept_files",
                          "json_safe", "json_text", "read_json", "load"), "sigbench.results.files"),
-        **dict.fromkeys(("write", "write_merged"), "sigbench.report.writer"),
+        "write": "sigbench.report.writer:write_run", "write_merged": "sigbench.report.writer:write_merged",
     },
     "sigbench.report": dict.fromkeys(
         ("BASELINES", "frame", "format_seconds", "label", "md_table", "summary_table", "summary_notes", "summary",
@@ -59,7 +60,8 @@ ATTRIBUTES: dict[str, dict[str, str]] = {
 
 def warn(old: str, new: str) -> None:
     """The ``DeprecationWarning`` for ``old``, attributed to the first caller outside the import machinery."""
-    frame, level = sys._getframe(1), 2
+    frame: FrameType | None = sys._getframe(1)
+    level = 2
     while frame is not None and (frame.f_code.co_filename.startswith("<frozen importlib")
                                  or frame.f_code.co_filename == __file__):
         frame, level = frame.f_back, level + 1
@@ -72,8 +74,9 @@ def attribute(package: str, name: str) -> Any:
     home = ATTRIBUTES.get(package, {}).get(name)
     if home is None:
         raise AttributeError(f"module {package!r} has no attribute {name!r}")
-    warn(f"{package}.{name}", f"{home}.{name}")
-    return getattr(importlib.import_module(home), name)
+    module, _, new_name = home.partition(":")
+    warn(f"{package}.{name}", f"{module}.{new_name or name}")
+    return getattr(importlib.import_module(module), new_name or name)
 
 
 class _Alias(importlib.abc.Loader):
@@ -99,6 +102,8 @@ class OldPaths(importlib.abc.MetaPathFinder):
 
 
 def install() -> None:
-    """Put ``OldPaths`` last on ``sys.meta_path`` (once): it answers only what no file does."""
+    """Put ``OldPaths`` first on ``sys.meta_path`` (once). It answers only the old names, which no file of this
+    sigbench has; first, so that no other finder (an editable install's, which maps the package to a source
+    tree) can answer them from another copy of sigbench."""
     if not any(isinstance(finder, OldPaths) for finder in sys.meta_path):
-        sys.meta_path.append(OldPaths())
+        sys.meta_path.insert(0, OldPaths())

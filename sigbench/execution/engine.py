@@ -1,7 +1,7 @@
 """Where cases run: in worker processes (one backend each, one at a time), or in this process.
 
 Both engines answer the same requests (``worker.handle``): the in-process one calls the worker code
-directly; the process one starts ``python -m sigbench.worker BACKEND`` and speaks JSON lines with it,
+directly; the process one starts ``python -m sigbench.execution.worker BACKEND`` and speaks JSON lines with it,
 enforcing a deadline on every reply. A worker that dies (a signal, an exit) or runs past its deadline is
 reported as ``WorkerFailed`` with what happened, and is gone: the caller starts a fresh one.
 """

@@ -73,7 +73,7 @@ class RunOptions:
     hiddens: list[int] = field(default_factory=list)
     output_dir: Path | None = None
     force: bool = False
-    measure_limits: bool = True  # the copy bandwidth and GEMM rate (sigbench.limits)
+    measure_limits: bool = True  # the copy bandwidth and GEMM rate (sigbench.measure.limits)
     formats: tuple[str, ...] = ("csv", "md", "html", "png")
     processes: int | None = None  # None: the preset's (PROCESSES)
     in_process: bool = False  # every case in this process (debugging; no between-process variance)

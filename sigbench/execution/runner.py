@@ -300,14 +300,14 @@ class Run:
         """Write the results files: while running, at most every few seconds (rewriting them after each of
         hundreds of cases would cost more than measuring many of them); always when the run ends, however
         it ends."""
-        from sigbench.results import files
+        from sigbench.report import writer
 
         assert self.directory is not None
         now = time.monotonic()
         if status == "running" and now - self._last_save < SAVE_EVERY_S:
             return
         self._last_save = now
-        files.write(self.directory, self.rows(), self.meta, status, self.options.formats)
+        writer.write_run(self.directory, self.rows(), self.meta, status, self.options.formats)
 
     def execute(self) -> RunResult:
         options = self.options

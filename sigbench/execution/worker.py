@@ -1,7 +1,7 @@
 """Inside a worker: one backend, one case at a time: check the numerics, time it, measure its memory.
 
 A worker only calibrates and measures, and writes what it measured; it never writes reports and never
-imports another backend's framework. ``python -m sigbench.worker BACKEND`` speaks JSON lines: requests on
+imports another backend's framework. ``python -m sigbench.execution.worker BACKEND`` speaks JSON lines: requests on
 stdin, replies on the stdout it was started with (whatever the frameworks print goes to stderr). The
 in-process mode (``sigbench run --in-process``) calls ``BackendWorker`` directly: one code path for both.
 """
@@ -322,7 +322,7 @@ def _die_with_parent() -> None:
 
 
 def handle(worker: BackendWorker, request: dict[str, Any]) -> dict[str, Any]:
-    """One request's reply: ``limit`` (a rate of the device, sigbench.limits) or ``case`` (one process's
+    """One request's reply: ``limit`` (a rate of the device, sigbench.measure.limits) or ``case`` (one process's
     part of a row)."""
     op = request.get("op")
     if op == "limit":

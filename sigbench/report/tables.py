@@ -1,7 +1,7 @@
 """Results rows -> pandas -> the report: summary first, then tables, then the environment.
 
 Knows nothing of any framework; works from rows alone, so saved runs can be re-reported and merged.
-Every number is derived here once: ``markdown`` renders results.md, and sigbench.html lays out the same
+Every number is derived here once: ``markdown`` renders results.md, and sigbench.report.html lays out the same
 summary and ``sections`` as results.html.
 """
 from __future__ import annotations

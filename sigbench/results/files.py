@@ -2,8 +2,9 @@
 
 ``results.json`` holds the rows (with every process's raw samples), the run's metadata and its status;
 ``results.csv`` the same rows without samples; ``results.md`` the human report; ``results.html`` the same
-report as one interactive page (sigbench/html.py). Also the run folder: a new one under reports/, or one
-the user names, never overwriting what a user made.
+report as one interactive page. This module stores and reads them: the run folder (a new one under
+reports/, or one the user names, never overwriting what a user made), atomic writes, JSON, and loading
+with checks. What goes into the rendered files is ``sigbench.report``'s (``sigbench.report.writer``).
 """
 from __future__ import annotations
 
@@ -16,7 +17,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sigbench.core import version
 from sigbench.core.errors import OutputWriteError, ResultsFileError, UsageError
 
 RESULTS_JSON = "results.json"
@@ -122,45 +122,6 @@ def json_text(value: Any) -> str:
     return json.dumps(json_safe(value), indent=1)
 
 
-def write(directory: Path, rows: list[dict[str, Any]], metadata: dict[str, Any], status: str,
-          formats: tuple[str, ...] = ("csv", "md")) -> None:
-    """Rewrite results.json (always: it is what report and compare read), and results.csv / .md / .html if asked."""
-    from sigbench.report import tables
-
-    document = {
-        "schema_version": version.SCHEMA_VERSION,
-        "sigbench_version": version.__version__,
-        "status": status,
-        "metadata": metadata,
-        "rows": rows,
-    }
-    atomic_write_text(directory / RESULTS_JSON, json_text(document) + "\n")
-    if "csv" in formats:
-        atomic_write_text(directory / RESULTS_CSV, tables.frame(rows).to_csv(index=False))
-    if "md" in formats:
-        atomic_write_text(directory / RESULTS_MD, tables.markdown([document], directory))
-    if "html" in formats and status != "running":  # a 1.4 MB page, built in ~0.2 s: once, when the run ends
-        from sigbench.report import html
-
-        atomic_write_text(directory / RESULTS_HTML, html.run_page([document]))
-
-
-def write_merged(directory: Path, documents: list[dict[str, Any]], formats: tuple[str, ...] = ("md", "html", "png"),
-                 notes: str = "") -> str:
-    """One report of several runs (machines, versions) with the machine as a dimension: results.md (with
-    ``notes`` at its end), results.html and the plots; returns the markdown. ``report`` and fleet runs use it."""
-    from sigbench.report import html, plots, tables
-
-    if "png" in formats:
-        rows = [row for document in documents for row in document["rows"]]
-        plots.write_all(directory, rows, documents[0].get("metadata", {}) if len(documents) == 1 else {})
-    text = tables.markdown(documents, directory) + (f"\n{notes}" if notes else "")
-    atomic_write_text(directory / RESULTS_MD, text)
-    if "html" in formats:
-        atomic_write_text(directory / RESULTS_HTML, html.run_page(documents, notes))
-    return text
-
-
 def read_json(path: Path) -> dict[str, Any]:
     """A JSON object from ``path``; ResultsFileError where it is missing, unreadable, truncated or no object."""
     if not path.exists():
@@ -183,7 +144,7 @@ def read_json(path: Path) -> dict[str, Any]:
 
 def load(path: Path) -> dict[str, Any]:
     """A results document from a run folder or its results.json, every row checked against the schema
-    (``sigbench.validation``); ResultsFileError naming the file, the row and the field of what is wrong."""
+    (``sigbench.results.validation``); ResultsFileError naming the file, the row and the field of what is wrong."""
     from sigbench.results.validation import check_results
 
     path = Path(path)

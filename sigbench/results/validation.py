@@ -2,7 +2,7 @@
 
 The schema is built here from the columns ``schema`` defines, so it cannot drift from what a run writes;
 ``sigbench/results/schemas/results.schema.json`` is the same schema as a file, for other tools (a test holds the
-two equal; ``python -m sigbench.validation`` rewrites the file). A file that breaks it raises
+two equal; ``python -m sigbench.results.validation`` rewrites the file). A file that breaks it raises
 ``ResultsFileError`` naming the file, the row and the field; the command line turns that into exit 2.
 """
 from __future__ import annotations
@@ -153,7 +153,7 @@ def _current_version() -> int:
 
 
 def main() -> int:
-    """``python -m sigbench.validation``: rewrite the schema file from the code."""
+    """``python -m sigbench.results.validation``: rewrite the schema file from the code."""
     SCHEMA_FILE.parent.mkdir(parents=True, exist_ok=True)
     SCHEMA_FILE.write_text(json.dumps(results_schema(), indent=1) + "\n", encoding="utf-8")
     print(f"wrote {SCHEMA_FILE}")

@@ -287,7 +287,7 @@ def test_numba_loops_compile_once_and_later_processes_load_them(tmp_path):
     script = (
         "import numpy as np\n"
         "from sigbench_backends import numpy_backend\n"
-        "from sigbench.workloads import sigmoid_input\n"
+        "from sigbench.core.workloads import sigmoid_input\n"
         "ziv = numpy_backend.numba_ziv()\n"
         "x = sigmoid_input(10000, 'float32', 5)\n"
         "out, counts = np.empty_like(x), np.empty(-(-x.size // ziv.block), np.int32)\n"

@@ -19,7 +19,7 @@ from conftest import TINY as SEEDED_TINY
 from sigbench.cli import main
 from sigbench.core import registry
 
-PLUGINS = Path(__file__).parent / "plugins"
+PLUGINS = Path(__file__).parents[1] / "plugins"
 TINY = ["--size", "256", "--max-time", "0.01", "--min-time", "0.005", "-q"]
 linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="uses /proc (Linux)")
 
@@ -99,7 +99,7 @@ def test_peak_host_memory_of_a_known_allocation(tmp_path, faults, capsys):
 def test_the_timers_statistics_add_nothing_to_a_cases_peak():
     """The timer's statistics, first called inside a case (as on a busy machine, where the stopping rule is
     reached sooner), add nothing to that case's peak memory: the worker has run them once before."""
-    code = ("from sigbench import stats, worker\n"
+    code = ("from sigbench.execution import worker\nfrom sigbench.measure import stats\n"
             "with worker.BackendWorker._peak_memory(object(), 'cpu') as peaks:\n"
             "    stats.summarize([1e-6 * (1 + i / 100) for i in range(8)])\n"
             "print(peaks['peak_host_bytes'])\n")

@@ -14,7 +14,7 @@ import sigbench
 from conftest import BACKENDS
 from sigbench.cli import main
 
-EXAMPLE = Path(__file__).resolve().parent.parent / "reports" / "example-cpu" / "results.json"
+EXAMPLE = Path(__file__).resolve().parents[2] / "reports" / "example-cpu" / "results.json"
 
 
 def fail_writes_of(monkeypatch: pytest.MonkeyPatch, name: str, code: int) -> None:

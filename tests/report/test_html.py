@@ -370,7 +370,7 @@ def test_loss_page_in_a_browser(browser, tmp_path, capsys):
 
 
 def _ab_document():
-    """An ab run as ``sigbench.abtest`` saves it: decided, undecided and failed cases, with their looks."""
+    """An ab run as ``sigbench.comparison.abtest`` saves it: decided, undecided and failed cases, with their looks."""
     rows = []
     for size, verdict, ratio in ((1024, "slower", 1.2), (65536, "same", 1.0), (1 << 20, "undecided", 1.03)):
         looks = [{"round": r, "look": k, "alpha": 0.01, "ratio": ratio, "low": ratio - 0.3 / k, "high": ratio + 0.3 / k,

@@ -17,7 +17,7 @@ from sigbench.cli import main
 from sigbench.report import tables
 from sigbench.results import files, validation
 
-REPORTS = Path(__file__).resolve().parent.parent / "reports"
+REPORTS = Path(__file__).resolve().parents[2] / "reports"
 EXAMPLE = REPORTS / "example-cpu" / "results.json"
 
 
