@@ -35,7 +35,7 @@ DESCRIPTIONS: dict[str, str] = {
     "flushed_subnormals": "Results that should be subnormal but came out as zero (allowed: XLA on CPU flushes "
                           "them).",
     "warnings": "Warnings the case raised, such as NumPy's overflow warning.",
-    "first_call_s": "The first call alone: tracing, JIT compilation, lazy setup (the mean over processes).",
+    "first_call_s": "The first call alone: tracing, JIT compilation, lazy setup (the median over processes).",
     "median_s": "The geometric mean of the processes' median per-call times; with one process, the median.",
     "ci_low_s": "Lower end of the 95% interval of `median_s` (hierarchical bootstrap over processes, then "
                 "samples).",
@@ -63,8 +63,8 @@ DESCRIPTIONS: dict[str, str] = {
     "peak_host_bytes": "Host memory the case adds at its peak (Linux; empty elsewhere).",
     "peak_device_bytes": "GPU memory the case adds at its peak (empty on CPU).",
     "seed": "The seed of the inputs and starting parameters.",
-    "threads": "`--threads`, where given.",
-    "machine": "The machine's name in a merged report.",
+    "threads": "`--threads`, or where it was not given, the machine's CPU count.",
+    "machine": "The host name of the machine that measured the row: the dimension of a merged report.",
     "message": "Why a row erred or was skipped.",
 }
 
