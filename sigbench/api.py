@@ -62,14 +62,17 @@ class SavedDocument:
 
     @property
     def rows(self) -> list[dict[str, Any]]:
+        """Every row, as a dict of column to value."""
         return list(self.document["rows"])
 
     @property
     def metadata(self) -> dict[str, Any]:
+        """Versions, machine, threads, timer settings and the rest of what the run recorded."""
         return dict(self.document.get("metadata", {}))
 
     @property
     def status(self) -> str:
+        """``complete``, ``interrupted``, ``failed`` (or ``running`` for a file read mid-run)."""
         return str(self.document.get("status"))
 
 
@@ -98,6 +101,20 @@ class Results(SavedDocument):
         """Write results.json and the chosen files (csv, md, html, png) into ``path``, as the CLI does.
 
         ``path`` must be new or empty unless ``force`` is given (then only sigbench's files are replaced).
+
+        Parameters
+        ----------
+        path
+            The folder to write into.
+        force
+            Write into a folder that is not empty, replacing only sigbench's files.
+        formats
+            The files besides results.json: any of ``"csv"``, ``"md"``, ``"html"``, ``"png"``.
+
+        Returns
+        -------
+        pathlib.Path
+            The folder written.
         """
         from sigbench.report import plots, writer
         from sigbench.results import files
@@ -148,6 +165,37 @@ def run(backends: str | Iterable[str] | None = None, *, variants: str | Iterable
     Defaults as on the command line (every installed backend and variant, both workloads); the files go
     to ``output_dir`` (new or empty, or ``force``), else to a new folder reports/run-<time>, as there.
     ``Results.save`` writes them elsewhere too.
+
+    Parameters
+    ----------
+    backends, variants, workloads
+        Names to run (one name or several); ``None``: every installed backend, every variant, both
+        workloads (``"sigmoid"``, ``"train"``).
+    sizes, batches, hiddens
+        The sigmoid's sizes n, the training step's batch sizes and hidden widths; ``None``: the defaults.
+    dtype, device
+        ``"float16"``, ``"bfloat16"``, ``"float32"`` or ``"float64"``; ``"cpu"``, ``"cuda"`` or ``"gpu"``.
+    preset
+        ``"quick"`` (1 process per case), ``"default"`` (3) or ``"rigorous"`` (5, a narrower target).
+    processes, threads
+        Worker processes per case, and threads per backend; ``None``: the preset's, and the backends' own.
+    seed
+        The seed of the inputs and starting parameters.
+    min_time_s, max_time_s, case_timeout_s
+        The timer's budget per case and process, and the time after which a case and its worker are killed.
+    in_process
+        Run everything in this process (for debugging: no isolation, no timeout).
+    output_dir, force, formats
+        Where the files go, whether to write into a folder that is not empty, and which files besides
+        results.json (``"csv"``, ``"md"``, ``"html"``, ``"png"``).
+    progress
+        Show a progress bar on stderr.
+
+    Returns
+    -------
+    Results
+        The rows, metadata and status of the run, the folder of its files, and the exit code the command
+        line would give. Raises ``UsageError`` for bad input.
     """
     from sigbench.core.interface import WORKLOADS
 
@@ -167,7 +215,19 @@ def run(backends: str | Iterable[str] | None = None, *, variants: str | Iterable
 
 
 def load(path: PathLike) -> Results | ABResults:
-    """A saved run (its folder or its results.json), or a saved ``ab`` (its folder or ab-results.json)."""
+    """A saved run (its folder or its results.json), or a saved ``ab`` (its folder or ab-results.json).
+
+    Parameters
+    ----------
+    path
+        A run's folder or its results.json; or an ``ab`` run's folder or its ab-results.json.
+
+    Returns
+    -------
+    Results or ABResults
+        What was saved. Raises ``ResultsFileError`` (a ``UsageError``) for a file that is not sigbench's
+        results or breaks their schema.
+    """
     from sigbench.comparison import abtest
     from sigbench.results import files
 
@@ -280,7 +340,21 @@ def _as_results(value: Results | PathLike) -> Results:
 
 def compare(base: Results | PathLike, new: Results | PathLike, threshold: float = 0.05) -> pd.DataFrame:
     """``sigbench compare``: one row per case timed in both: new/base of the medians (``median_ratio``),
-    the judged new/base of each process's 10th percentile (``ratio``) with its interval, and a verdict."""
+    the judged new/base of each process's 10th percentile (``ratio``) with its interval, and a verdict.
+
+    Parameters
+    ----------
+    base, new
+        The two runs: ``Results``, or the path of a saved run (its folder or results.json).
+    threshold
+        The change that counts, as a fraction (0.05: 5%).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per case timed in both runs, with its ratios, interval and verdict (``SLOWER``, ``FASTER``,
+        within the threshold, or ``same``).
+    """
     import pandas as pd
 
     from sigbench.comparison import verdicts
@@ -299,11 +373,13 @@ class AccuracyResults:
         self.directory = directory
 
     def frame(self) -> pd.DataFrame:
+        """One row per backend/variant/dtype, with the columns of accuracy.csv."""
         import pandas as pd
 
         return pd.DataFrame(self._rows)
 
     def markdown(self) -> str:
+        """The report, as accuracy.md has it."""
         return (self.directory / "accuracy.md").read_text(encoding="utf-8")
 
     def _repr_html_(self) -> str:
@@ -322,6 +398,30 @@ def accuracy(backends: str | Iterable[str] | None = None, *, variants: str | Ite
 
     The files go to ``output_dir`` (new or empty, or ``force``), else to a new folder under reports/. With
     ``scheduler`` (``tcp://host:port``) or ``scheduler_file``, the sweep runs on that Dask cluster.
+
+    Parameters
+    ----------
+    backends, variants
+        Names to measure (one or several); ``None``: every installed backend and every variant or form.
+    dtypes
+        ``"float16"``, ``"bfloat16"``, ``"float32"``, ``"float64"``; ``None``: all four (none for ``loss``).
+    quantity
+        ``"value"`` (the sigmoid), ``"grad"`` (its derivative) or ``"loss"`` (BCE and its gradient).
+    exhaustive
+        float32: every one of the 2^32 inputs, rather than a sample.
+    seed
+        The sample's seed.
+    output_dir, force
+        Where the files go, and whether to write into a folder that is not empty.
+    progress
+        Show a progress bar on stderr.
+    scheduler, scheduler_file
+        A Dask scheduler's address, or the file ``dask scheduler --scheduler-file`` writes.
+
+    Returns
+    -------
+    AccuracyResults
+        One row per backend, variant and dtype, and the folder of the files.
     """
     from sigbench.accuracy_sweep import ulp
     from sigbench.cluster import client

@@ -6,8 +6,13 @@ flushes subnormal results and needs a second call to redo the hard inputs. So ea
 users write for this: a native kernel registered with the framework. PyTorch calls the C function on the
 tensors' memory (ctypes releases the GIL); JAX calls it through the XLA FFI (``ziv_ffi.cc``), inside ``jit``.
 
+The kernel's fast path has three versions in one library, chosen at run time: AVX-512, AVX2+FMA and the plain
+loop (``PATHS``; ``kernel_path()`` says which runs, ``$SIGBENCH_ZIV_PATH`` forces one the CPU has). On x86-64
+the library is built for the baseline ISA (each vector path carries its own target attribute) and tuned with
+``-mtune=native``; elsewhere, where only the plain loop exists, with ``-march=native``.
+
 Each library is built at first use with the system's compilers (``$CC`` or ``cc``; ``$CXX`` or ``c++`` for
-the FFI) and ``-O3 -march=native``, then kept under ``$SIGBENCH_CACHE_DIR`` (default
+the FFI), then kept under ``$SIGBENCH_CACHE_DIR`` (default
 ``~/.cache/sigbench``) in ``native/``, named by a hash of the sources, flags, compiler, CPU and jaxlib
 version, so a later process (each worker is one) loads it in milliseconds. A build is written under a
 temporary name and renamed into place, so processes building at once never see half a file. Without a
@@ -30,8 +35,18 @@ from pathlib import Path
 _HERE = Path(__file__).parent
 KERNEL_SOURCE = _HERE / "ziv_kernel.c"
 FFI_SOURCE = _HERE / "ziv_ffi.cc"
-#: -fno-trapping-math lets GCC turn the clamps into blends and vectorise the loop; it changes no value.
-FLAGS = ("-O3", "-march=native", "-fno-trapping-math", "-fopenmp", "-fPIC", "-shared")
+#: Whether this is x86-64, where the kernel has its AVX2 and AVX-512 paths.
+X86_64 = platform.machine().lower() in ("x86_64", "amd64")
+#: -fno-trapping-math lets GCC turn the clamps into blends and vectorise the loop; it changes no value. On
+#: x86-64 the library must run on any CPU of the ISA, so -mtune, not -march: the paths choose their own.
+FLAGS = ("-O3", "-mtune=native" if X86_64 else "-march=native", "-fno-trapping-math", "-fopenmp", "-fPIC",
+         "-shared")
+#: The kernel's paths, in order of preference (the names ``ziv_kernel.c`` gives them).
+PATHS = ("avx512", "avx2-fma", "plain")
+#: The environment variable that forces a path (one of PATHS that the CPU runs).
+PATH_VARIABLE = "SIGBENCH_ZIV_PATH"
+#: What each path needs, in /proc/cpuinfo's names (``ziv_kernel.c`` asks the CPU for the same).
+_PATH_FLAGS = {"avx512": ("avx512f", "avx512vl", "avx512dq", "fma"), "avx2-fma": ("avx2", "fma"), "plain": ()}
 #: The C function's name and the FFI handler's.
 KERNEL_SYMBOL = "sigbench_ziv_f32"
 FFI_SYMBOL = "SigbenchZivF32"
@@ -55,7 +70,80 @@ def status(language: str = "c") -> str:
     if found is None:
         variable, name = ("CC", "C") if language == "c" else ("CXX", "C++")
         return f"missing: no {name} compiler (set {variable}; float32 accurate takes the framework-only path)"
-    return f"built at first use by {found} {' '.join(FLAGS[:3])}"
+    try:
+        path = kernel_path()
+    except ValueError as error:
+        path = f"none ({error})"
+    return f"built at first use by {found} {' '.join(FLAGS[:3])}; path {path}"
+
+
+def _cpu_flags() -> set[str]:
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return set()
+    for line in text.splitlines():
+        if line.startswith("flags"):
+            return set(line.partition(":")[2].split())
+    return set()
+
+
+def available_paths() -> tuple[str, ...]:
+    """The kernel paths this CPU runs, in order of preference: ``("avx512", "avx2-fma", "plain")`` on an
+    AVX-512 CPU, ``("avx2-fma", "plain")`` on an AVX2 one, ``("plain",)`` elsewhere. Read from /proc/cpuinfo
+    without building anything; a test holds it to the built kernel's own answer."""
+    if not X86_64:
+        return ("plain",)
+    flags = _cpu_flags()
+    return tuple(path for path in PATHS if all(flag in flags for flag in _PATH_FLAGS[path]))
+
+
+def kernel_path() -> str:
+    """The path the kernel runs in this process (``"avx512"``, ``"avx2-fma"`` or ``"plain"``): the one
+    ``$SIGBENCH_ZIV_PATH`` forces, else the first this CPU runs. What a row ran, for its metadata; needs no
+    build. Raises ValueError, with what is allowed, where the variable names a path that is not one or that
+    this CPU lacks (the kernel would take another: a forced path never falls back silently)."""
+    available = available_paths()
+    wanted = os.environ.get(PATH_VARIABLE, "")
+    if not wanted:
+        return available[0]
+    if wanted not in available:
+        raise ValueError(f"{PATH_VARIABLE}={wanted!r}: this CPU runs {', '.join(available)} (of {', '.join(PATHS)});"
+                         f" unset it or name one of those")
+    return wanted
+
+
+def numba_path() -> str:
+    """The instruction set numba compiles NumPy's float32 ``accurate`` loop for, as ``kernel_path`` names them,
+    with the CPU LLVM targets: ``"avx512 (numba, LLVM cpu znver4)"``. numba compiles for the host CPU, or for
+    ``$NUMBA_CPU_NAME`` with ``$NUMBA_CPU_FEATURES`` (its on-disk cache is keyed by both), which is how a path
+    is forced: ``NUMBA_CPU_NAME=haswell`` gives avx2-fma, ``NUMBA_CPU_NAME=x86-64`` plain. Needs llvmlite
+    (numba's), not numba itself."""
+    import llvmlite.binding as llvm
+
+    name = os.environ.get("NUMBA_CPU_NAME") or "host"
+    if name == "host":
+        name = llvm.get_host_cpu_name()
+        features = os.environ.get("NUMBA_CPU_FEATURES") or llvm.get_host_cpu_features().flatten()
+    else:
+        features = os.environ.get("NUMBA_CPU_FEATURES", "")
+    enabled = {item[1:] for item in features.split(",") if item.startswith("+")}
+    if features:
+        isa = next(path for path in PATHS if set(_PATH_FLAGS[path]) <= enabled)
+    else:
+        isa = _LLVM_CPU_PATHS.get(name, "unknown")
+    return f"{isa} (numba, LLVM cpu {name})"
+
+
+#: The path of an LLVM CPU name that numba is told without features (``$NUMBA_CPU_NAME`` alone).
+_LLVM_CPU_PATHS = {
+    **dict.fromkeys(("x86-64", "generic", "core2", "nehalem", "westmere", "sandybridge", "ivybridge", "btver2",
+                     "bdver1", "bdver2"), "plain"),
+    **dict.fromkeys(("x86-64-v3", "haswell", "broadwell", "skylake", "alderlake", "znver1", "znver2", "znver3",
+                     "bdver3", "bdver4"), "avx2-fma"),
+    **dict.fromkeys(("x86-64-v4", "skylake-avx512", "cascadelake", "cooperlake", "icelake-server",
+                     "icelake-client", "tigerlake", "sapphirerapids", "znver4", "znver5"), "avx512"),
+}
 
 
 def cache_root() -> Path:
@@ -131,10 +219,42 @@ def _kernel_library() -> ctypes.CDLL:
 
 def kernel() -> ctypes._CFuncPtr:  # type: ignore[name-defined]
     """``kernel(x_ptr, out_ptr, n, threads) -> hard``: out = sigmoid(x), correctly rounded, for n contiguous
-    float32 values on up to ``threads`` OpenMP threads; returns how many inputs took the exact path."""
+    float32 values on up to ``threads`` OpenMP threads, on ``kernel_path()``; returns how many inputs took the
+    exact path."""
+    kernel_path()  # a forced path the CPU lacks is an error here, not a silent fallback
     with _lock:
         library = _kernel_library()
     return kernel_in(library)
+
+
+def kernel_for(path: str) -> Callable[[int, int, int, int], int]:
+    """``kernel`` on one path whatever ``$SIGBENCH_ZIV_PATH`` says (for tests and benchmarks across paths);
+    ValueError where this CPU lacks it."""
+    if path not in available_paths():
+        raise ValueError(f"kernel path {path!r}: this CPU runs {', '.join(available_paths())} (of {', '.join(PATHS)})")
+    with _lock:
+        function = _kernel_library().sigbench_ziv_f32_on
+    function.restype = ctypes.c_int64
+    function.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int, ctypes.c_int]
+    index = PATHS.index(path)
+
+    def on_path(x: int, out: int, n: int, threads: int) -> int:
+        hard = int(function(x, out, n, threads, index))
+        if hard < 0:
+            raise ValueError(f"kernel path {path!r}: the built kernel says this CPU cannot run it")
+        return hard
+
+    return on_path
+
+
+def built_path() -> str:
+    """The path the built C kernel itself chose (``sigbench_ziv_path`` in ``ziv_kernel.c``); builds it. The
+    tests hold ``kernel_path()`` to it."""
+    with _lock:
+        function = _kernel_library().sigbench_ziv_path
+    function.restype = ctypes.c_char_p
+    function.argtypes = []
+    return function().decode()
 
 
 def kernel_in(library: ctypes.CDLL) -> ctypes._CFuncPtr:  # type: ignore[name-defined]
@@ -145,14 +265,23 @@ def kernel_in(library: ctypes.CDLL) -> ctypes._CFuncPtr:  # type: ignore[name-de
     return function
 
 
-def fast_path() -> ctypes._CFuncPtr:  # type: ignore[name-defined]
+def fast_path(path: str | None = None) -> Callable[[int, int, int, int], None]:
     """``fast_path(x_ptr, wide_ptr, flag_ptr, n)``: the float64 value before rounding and the hard flag per
-    input (uint8), for tests of the error bound."""
+    input (uint8), on ``path`` (default ``kernel_path()``), for tests of the error bound."""
+    path = path or kernel_path()
+    if path not in available_paths():
+        raise ValueError(f"kernel path {path!r}: this CPU runs {', '.join(available_paths())}")
     with _lock:
-        function = _kernel_library().sigbench_ziv_f32_fast_path
-    function.restype = None
-    function.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64]
-    return function
+        function = _kernel_library().sigbench_ziv_f32_fast_path_on
+    function.restype = ctypes.c_int
+    function.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int]
+    index = PATHS.index(path)
+
+    def on_path(x: int, wide: int, flag: int, n: int) -> None:
+        if function(x, wide, flag, n, index) != 0:
+            raise ValueError(f"kernel path {path!r}: the built kernel says this CPU cannot run it")
+
+    return on_path
 
 
 @functools.cache
@@ -172,6 +301,7 @@ def register_jax_target(name: str) -> None:
     """Register the FFI handler with XLA's CPU platform under ``name`` (once per process)."""
     import jax.ffi
 
+    kernel_path()  # a forced path the CPU lacks is an error here, not a silent fallback
     with _lock:
         library = _ffi_library()
         if name not in _registered:
@@ -180,3 +310,12 @@ def register_jax_target(name: str) -> None:
 
 
 _registered: set[str] = set()
+
+
+def ffi_built_path() -> str:
+    """``built_path`` of JAX's FFI library (its own copy of the kernel, so its own choice); builds it."""
+    with _lock:
+        function = _ffi_library().sigbench_ziv_path
+    function.restype = ctypes.c_char_p
+    function.argtypes = []
+    return function().decode()

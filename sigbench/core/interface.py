@@ -96,7 +96,7 @@ class Backend(Protocol):
     """One framework behind sigbench. See ``backends/sigbench_backends`` for the three built in."""
 
     name: str
-    #: The pip extra that installs the framework: ``pip install 'sigbench[<extra>]'``.
+    #: The pip extra that installs the framework (``pip install 'sigbench[<extra>]'``).
     extra: str
 
     def versions(self) -> dict[str, str]: ...

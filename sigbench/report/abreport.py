@@ -1,7 +1,7 @@
 """The files of an ab run: ab-results.json (everything), .csv (a row per case), .md, .html and .png.
 
-Computes nothing about the verdicts: the rows come from ``sigbench.comparison.abtest`` as they are; this module lays them
-out. The markdown and the page show both sides' environments side by side, each case's verdict with its
+Computes nothing about the verdicts: the rows come from ``sigbench.comparison.abtest`` as they are; this module
+lays them out. The markdown and the page show both sides' environments side by side, each case's verdict with its
 ratio and interval, and the rounds as they came in.
 """
 from __future__ import annotations

@@ -170,8 +170,9 @@ def test_interrupted_ab_keeps_its_rounds_and_leaves_no_worker(envs: dict[str, Pa
     assert document["status"] == "interrupted" and len(document["rounds"]) >= 3
     assert document["rows"][0]["rounds"] >= 3  # the rounds done are kept, with their values
     time.sleep(0.5)
-    left = subprocess.run(["pgrep", "-f", f"{envs['twin']} -m sigbench.execution.worker"], capture_output=True, text=True)
-    left_a = subprocess.run(["pgrep", "-f", f"{envs['a']} -m sigbench.execution.worker"], capture_output=True, text=True)
+    worker = "-m sigbench.execution.worker"
+    left = subprocess.run(["pgrep", "-f", f"{envs['twin']} {worker}"], capture_output=True, text=True)
+    left_a = subprocess.run(["pgrep", "-f", f"{envs['a']} {worker}"], capture_output=True, text=True)
     assert left.stdout.strip() == "" and left_a.stdout.strip() == ""
 
 

@@ -1,4 +1,5 @@
-"""sigbench.execution.progress: a rich bar on a terminal, plain lines elsewhere, nothing when quiet; and the CLI's use of it."""
+"""sigbench.execution.progress: a rich bar on a terminal, plain lines elsewhere, nothing when quiet; and the CLI's
+use of it."""
 import io
 import re
 import sys
