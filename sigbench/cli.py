@@ -579,32 +579,12 @@ def _train_config(args: argparse.Namespace) -> Any:
     return TrainConfig(batch=args.batch, hidden=args.hidden, lr=args.lr, dtype=args.dtype)
 
 
-def _train_backend(name: str, variant: str | None, dtype: str, device: str) -> tuple[Any, str, str]:
-    from sigbench.core import registry
-    from sigbench.execution import plan
-
-    backend = registry.load(name)
-    offered = backend.train_variants(plan.resolve_device(backend.devices(), device))
-    variant = variant or next(iter(offered))
-    if variant not in offered:
-        raise UsageError(f"unknown training variant {variant!r} for {name}; choose from: {', '.join(offered)}")
-    if offered[variant]:
-        raise UsageError(f"{name}/{variant} is unavailable: {offered[variant]}")
-    if device not in plan.DEVICES:
-        raise UsageError(f"unknown device {device!r}; choose from: {', '.join(plan.DEVICES)}")
-    resolved = plan.resolve_device(backend.devices(), device)
-    if resolved is None:
-        raise UsageError(f"--device {device}: {name} finds no GPU on this machine; use --device cpu")
-    if dtype not in backend.dtypes(resolved):
-        raise UsageError(f"{name} does not compute in {dtype} on {resolved}")
-    return backend, variant, resolved
-
-
 def cmd_train(args: argparse.Namespace) -> int:
     from sigbench.core.workloads import train_start
+    from sigbench.execution import plan
 
     config = _train_config(args)
-    backend, variant, device = _train_backend(args.backend, args.variant, args.dtype, args.device)
+    backend, variant, device = plan.train_backend(args.backend, args.variant, args.dtype, args.device)
     session = backend.train_session(variant, train_start(config, args.seed), device)
     for epoch in range(1, args.epochs + 1):
         loss = session.loss_value(session.step())
@@ -638,7 +618,7 @@ def cmd_check(args: argparse.Namespace) -> int:
             if plan.resolve_device(backend.devices(), args.device) is None:
                 print(f"{name + '/' + variant:22} skipped: no {args.device} device")
                 continue
-            backend, variant, device = _train_backend(name, variant, config.dtype, args.device)
+            backend, variant, device = plan.train_backend(name, variant, config.dtype, args.device)
             session = backend.train_session(variant, start, device)
             _, diffs = train_check(session, start, args.steps, lambda: backend.synchronize(device))
             for d in diffs:

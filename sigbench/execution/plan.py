@@ -218,3 +218,24 @@ def plan(options: RunOptions, infos: dict[str, BackendInfo]) -> tuple[list[Case]
         raise UsageError("nothing to run: no backend offers the variants, dtype and device asked for"
                          + (f" ({skipped[0]['message']})" if skipped else ""))
     return cases, skipped
+
+
+def train_backend(name: str, variant: str | None, dtype: str, device: str) -> tuple[Any, str, str]:
+    """The backend ``name`` loaded, with the training ``variant`` (its first where None) and the device it runs
+    on, for ``sigbench train`` and ``check``; UsageError saying why where they cannot run."""
+
+    backend = registry.load(name)
+    offered = backend.train_variants(resolve_device(backend.devices(), device))
+    variant = variant or next(iter(offered))
+    if variant not in offered:
+        raise UsageError(f"unknown training variant {variant!r} for {name}; choose from: {', '.join(offered)}")
+    if offered[variant]:
+        raise UsageError(f"{name}/{variant} is unavailable: {offered[variant]}")
+    if device not in DEVICES:
+        raise UsageError(f"unknown device {device!r}; choose from: {', '.join(DEVICES)}")
+    resolved = resolve_device(backend.devices(), device)
+    if resolved is None:
+        raise UsageError(f"--device {device}: {name} finds no GPU on this machine; use --device cpu")
+    if dtype not in backend.dtypes(resolved):
+        raise UsageError(f"{name} does not compute in {dtype} on {resolved}")
+    return backend, variant, resolved
