@@ -1,8 +1,9 @@
 """The ``sigbench`` command: a thin layer over the Python API (``sigbench.api``) for ``run`` and
 ``accuracy``. Every error a user can cause is a message and exit code 2.
 
-Exit codes: 0 all good; 1 a numerics check failed, a case errored, or compare found a slowdown;
-2 usage error; 130 / 143 interrupted (SIGINT / SIGTERM), with the finished rows saved.
+Exit codes: 0 all good; 1 a numerics check failed, a case errored, compare or ab found a slowdown, noise
+flagged over 1% of its cases, or an output could not be written; 2 usage error; 130 / 143 interrupted
+(SIGINT / SIGTERM), with the finished rows saved.
 """
 from __future__ import annotations
 
@@ -162,8 +163,8 @@ def build_parser() -> argparse.ArgumentParser:
                "  sigbench ab .venv-old/bin/python .venv-new/bin/python -b jax -w train\n\n"
                "exit codes:\n"
                "  0    all good\n"
-               "  1    a numerics check failed, a case raised an error, compare or ab found a slowdown,\n"
-               "       noise flagged over 1% of its cases, or an output could not be written\n"
+               "  1    a numerics check failed, a case raised an error, compare or ab found a slowdown, noise "
+               "flagged over 1% of its cases, or an output could not be written\n"
                "  2    bad input: the message says what was wrong and what is allowed\n"
                "  130  interrupted by Ctrl-C (143: by SIGTERM); the finished rows are saved\n\n"
                "-v is --variant in every command, as -b is --backend and -w --workload (progress shows by "
