@@ -210,10 +210,12 @@ def markdown_files(root: Path, folder: str) -> list[Path]:
 
 def check(root: Path, prose: Iterable[Path] | None = None, linked_only: Iterable[Path] | None = None) -> list[str]:
     """Every problem found, one line each. ``prose``: the files whose links, flags and paths are checked
-    (default: README.md, ARCHITECTURE.md and docs/); ``linked_only``: files whose links alone are checked (default: reports/)."""
+    (default: README.md, ARCHITECTURE.md and docs/); ``linked_only``: files whose links alone are checked
+    (default: reports/)."""
     root = root.resolve()
     if prose is None:
-        prose = [root / "README.md", root / "ARCHITECTURE.md", *markdown_files(root, "docs")]
+        prose = [root / name for name in ("README.md", "ARCHITECTURE.md") if (root / name).exists()]
+        prose += markdown_files(root, "docs")
     if linked_only is None:
         linked_only = markdown_files(root, "reports")
     prose = [p.resolve() for p in prose]

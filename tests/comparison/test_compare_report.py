@@ -6,6 +6,7 @@ import pytest
 
 import sigbench
 from sigbench.cli import main
+from sigbench.report import writer
 from sigbench.results import files
 
 
@@ -25,7 +26,7 @@ def _write_run(path, rows, hostname="host-a", versions=None):
     for row in rows:
         row["machine"] = hostname
     path.mkdir(parents=True, exist_ok=True)
-    files.write(path, rows, meta, "complete")
+    writer.write_run(path, rows, meta, "complete")
     return path
 
 

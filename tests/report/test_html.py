@@ -15,8 +15,7 @@ import pytest
 
 from conftest import BACKENDS
 from sigbench.cli import main
-from sigbench.report import html, tables
-from sigbench.results import files
+from sigbench.report import html, tables, writer
 from sigbench.results.schema import COLUMNS
 
 SIZES = (1024, 65536, 1 << 20)
@@ -140,7 +139,7 @@ def test_fleet_page_says_which_backends_are_missing_and_which_hosts_failed(tmp_p
     assert names and not any(name.startswith("jax") for name in names)
     # a host that gave no results has its line in the page as in results.md
     notes = fleet.failure_lines({"gpu-node": "exit 1: CUDA error"})
-    files.write_merged(tmp_path, [document], ("md", "html"), notes)
+    writer.write_merged(tmp_path, [document], ("md", "html"), notes)
     for name in ("results.md", "results.html"):
         assert "Hosts without results" in (tmp_path / name).read_text()
     assert "<strong>gpu-node</strong>: exit 1: CUDA error" in (tmp_path / "results.html").read_text()
@@ -156,9 +155,9 @@ def test_markdown_blocks():
 
 def test_html_is_written_when_the_run_ends_not_after_every_case(tmp_path):
     document = _document("vm")
-    files.write(tmp_path, document["rows"], document["metadata"], "running", ("md", "html"))
+    writer.write_run(tmp_path, document["rows"], document["metadata"], "running", ("md", "html"))
     assert (tmp_path / "results.md").exists() and not (tmp_path / "results.html").exists()
-    files.write(tmp_path, document["rows"], document["metadata"], "interrupted", ("md", "html"))
+    writer.write_run(tmp_path, document["rows"], document["metadata"], "interrupted", ("md", "html"))
     assert "Status: interrupted." in (tmp_path / "results.html").read_text()
 
 
@@ -171,7 +170,7 @@ def test_a_run_stopped_before_its_first_case_still_gets_a_page():
 def test_report_command_writes_the_merged_page(tmp_path, capsys):
     for name, scale in (("alpha", 1.0), ("beta", 2.0)):
         document = _document(name, scale)
-        files.write(tmp_path / name, document["rows"], document["metadata"], "complete", ())
+        writer.write_run(tmp_path / name, document["rows"], document["metadata"], "complete", ())
     assert main(["report", str(tmp_path / "alpha"), str(tmp_path / "beta"), "-o", str(tmp_path / "merged")]) == 0
     page = (tmp_path / "merged" / "results.html").read_text()
     assert '<option value="beta">beta</option>' in page
