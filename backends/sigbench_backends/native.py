@@ -227,13 +227,14 @@ def kernel() -> ctypes._CFuncPtr:  # type: ignore[name-defined]
     return kernel_in(library)
 
 
-def kernel_for(path: str) -> Callable[[int, int, int, int], int]:
-    """``kernel`` on one path whatever ``$SIGBENCH_ZIV_PATH`` says (for tests and benchmarks across paths);
+def kernel_for(path: str, ffi: bool = False) -> Callable[[int, int, int, int], int]:
+    """``kernel`` on one path whatever ``$SIGBENCH_ZIV_PATH`` says (for tests and benchmarks across paths), from
+    the C library or, with ``ffi``, from JAX's FFI library (the same source, built by the C++ compiler);
     ValueError where this CPU lacks it."""
     if path not in available_paths():
         raise ValueError(f"kernel path {path!r}: this CPU runs {', '.join(available_paths())} (of {', '.join(PATHS)})")
     with _lock:
-        function = _kernel_library().sigbench_ziv_f32_on
+        function = (_ffi_library() if ffi else _kernel_library()).sigbench_ziv_f32_on
     function.restype = ctypes.c_int64
     function.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int, ctypes.c_int]
     index = PATHS.index(path)
