@@ -3,8 +3,8 @@ inputs.
 
 The paths: the C kernel's (``native.PATHS`` that this CPU runs; PyTorch calls it), the same paths of JAX's FFI
 library (the same source built by the C++ compiler), and NumPy's numba loop (``NumbaAccurateSigmoid``, its
-exact path included) compiled for each LLVM target named by --numba-cpu (``host`` is this CPU; each other runs
-in a process of its own with ``$NUMBA_CPU_NAME`` set, which is how numba is told a target). A path this CPU
+exact path included) compiled for each path this CPU runs, each in a process of its own with numba told the
+target (``native.numba_env``: ``$NUMBA_CPU_NAME`` and ``$NUMBA_CPU_FEATURES``). A path this CPU
 cannot run is listed as skipped, with the reason. Outputs must have the same bits, NaN outputs only be NaN on
 both sides. Writes ``paths.json`` and ``paths.md`` into --out.
 
@@ -91,12 +91,9 @@ def compare(candidates: dict[str, Callable[[np.ndarray, np.ndarray], None]], str
     return found
 
 
-def numba_in_process(cpu: str, stride: int, threads: int) -> dict[str, Any]:
-    """The numba check for one LLVM target, in a child process whose numba is told that target."""
-    env = dict(os.environ)
-    if cpu != "host":
-        env["NUMBA_CPU_NAME"] = cpu
-        env.pop("NUMBA_CPU_FEATURES", None)
+def numba_in_process(path: str, stride: int, threads: int) -> dict[str, Any]:
+    """The numba check for one path, in a child process whose numba is told that path's target."""
+    env = {**os.environ, **native.numba_env(path)}
     done = subprocess.run([sys.executable, __file__, "--numba-child", "--stride", str(stride),
                            "--threads", str(threads)], env=env, capture_output=True, text=True, check=False)
     if done.returncode != 0:
@@ -109,8 +106,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path)
     parser.add_argument("--stride", type=int, default=1)
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
-    parser.add_argument("--numba-cpu", nargs="*", default=["host", "haswell", "x86-64"],
-                        help="LLVM targets for numba (host: this CPU; haswell: AVX2+FMA; x86-64: the baseline)")
+    parser.add_argument("--numba-paths", nargs="*", choices=native.PATHS, default=list(native.PATHS),
+                        help="paths to compile numba's loop for (default: all; those this CPU lacks are skipped)")
     parser.add_argument("--no-ffi", action="store_true", help="skip JAX's FFI library (needs jax)")
     parser.add_argument("--numba-child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -133,8 +130,11 @@ def main() -> None:
                 candidates[name] = c_path(path, ffi, args.threads)
     began = time.perf_counter()
     results.update(compare(candidates, args.stride, args.threads))
-    for cpu in args.numba_cpu:
-        results[f"numba:{cpu}"] = numba_in_process(cpu, args.stride, args.threads)
+    for path in args.numba_paths:
+        if path in available:
+            results[f"numba:{path}"] = numba_in_process(path, args.stride, args.threads)
+        else:
+            results[f"numba:{path}"] = {"skipped": f"this CPU lacks {path} (it runs {', '.join(available)})"}
     about = {"cpu": _cpu(), "available_paths": list(available), "kernel_path": native.kernel_path(),
              "stride": args.stride, "threads": args.threads, "seconds": round(time.perf_counter() - began, 1),
              "python": platform.python_version(), "numpy": np.__version__, "reference": "c:plain"}
