@@ -477,14 +477,18 @@ def numba_ziv() -> NumbaZiv:
     except OSError:  # no writable cache folder: this process's own, so the loops compile as without a cache
         copy = Path(tempfile.mkdtemp(prefix="sigbench-numba-")) / f"{name}.py"
         shutil.copyfile(source, copy)
-    module = sys.modules.get(name)
-    if module is None:
-        spec = importlib.util.spec_from_file_location(name, copy)
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module  # numba's cache finds the module by name when it loads the machine code
-        spec.loader.exec_module(module)
+    with _numba_lock:  # functools.cache lets two threads in at once; one must not see the other's half module
+        module = sys.modules.get(name)
+        if module is None:
+            spec = importlib.util.spec_from_file_location(name, copy)
+            assert spec is not None and spec.loader is not None
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[name] = module  # numba's cache finds the module by name when it loads the machine code
+            spec.loader.exec_module(module)
     return NumbaZiv(module.kernel, module.fast_path_values, module.BLOCK)
+
+
+_numba_lock = threading.Lock()
 
 
 class _NumexprSigmoid:
