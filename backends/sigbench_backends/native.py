@@ -115,35 +115,37 @@ def kernel_path() -> str:
 
 def numba_path() -> str:
     """The instruction set numba compiles NumPy's float32 ``accurate`` loop for, as ``kernel_path`` names them,
-    with the CPU LLVM targets: ``"avx512 (numba, LLVM cpu znver4)"``. numba compiles for the host CPU, or for
-    ``$NUMBA_CPU_NAME`` with ``$NUMBA_CPU_FEATURES`` (its on-disk cache is keyed by both), which is how a path
-    is forced: ``NUMBA_CPU_NAME=haswell`` gives avx2-fma, ``NUMBA_CPU_NAME=x86-64`` plain. Needs llvmlite
-    (numba's), not numba itself."""
+    with the CPU LLVM tunes for: ``"avx512 (numba, LLVM cpu znver4)"``. numba targets the host CPU's name and
+    features, or ``$NUMBA_CPU_NAME`` and ``$NUMBA_CPU_FEATURES`` (the name alone keeps the host's features; its
+    on-disk cache is keyed by both): ``numba_env(path)`` forces a path. Needs llvmlite (numba's), not numba."""
     import llvmlite.binding as llvm
 
-    name = os.environ.get("NUMBA_CPU_NAME") or "host"
-    if name == "host":
-        name = llvm.get_host_cpu_name()
-        features = os.environ.get("NUMBA_CPU_FEATURES") or llvm.get_host_cpu_features().flatten()
-    else:
-        features = os.environ.get("NUMBA_CPU_FEATURES", "")
+    name = os.environ.get("NUMBA_CPU_NAME") or llvm.get_host_cpu_name()
+    features = os.environ.get("NUMBA_CPU_FEATURES") or llvm.get_host_cpu_features().flatten()
     enabled = {item[1:] for item in features.split(",") if item.startswith("+")}
-    if features:
-        isa = next(path for path in PATHS if set(_PATH_FLAGS[path]) <= enabled)
-    else:
-        isa = _LLVM_CPU_PATHS.get(name, "unknown")
+    isa = next(path for path in PATHS if set(_PATH_FLAGS[path]) <= enabled) if X86_64 else "plain"
     return f"{isa} (numba, LLVM cpu {name})"
 
 
-#: The path of an LLVM CPU name that numba is told without features (``$NUMBA_CPU_NAME`` alone).
-_LLVM_CPU_PATHS = {
-    **dict.fromkeys(("x86-64", "generic", "core2", "nehalem", "westmere", "sandybridge", "ivybridge", "btver2",
-                     "bdver1", "bdver2"), "plain"),
-    **dict.fromkeys(("x86-64-v3", "haswell", "broadwell", "skylake", "alderlake", "znver1", "znver2", "znver3",
-                     "bdver3", "bdver4"), "avx2-fma"),
-    **dict.fromkeys(("x86-64-v4", "skylake-avx512", "cascadelake", "cooperlake", "icelake-server",
-                     "icelake-client", "tigerlake", "sapphirerapids", "znver4", "znver5"), "avx512"),
-}
+#: The LLVM features each path must not have, by prefix: what ``numba_env`` turns off in the host's list.
+_NUMBA_OFF = {"avx512": (), "avx2-fma": ("avx512",), "plain": ("avx", "fma", "f16c", "vpclmulqdq", "vaes", "gfni",
+                                                               "xop", "fma4", "amx")}
+
+
+def numba_env(path: str) -> dict[str, str]:
+    """The environment that makes numba compile for ``path`` (a new process's numba reads it at import):
+    ``NUMBA_CPU_NAME`` (haswell for avx2-fma, x86-64 for plain, the host for its best) and
+    ``NUMBA_CPU_FEATURES``, the host's features with those of wider paths turned off. ValueError where this
+    CPU does not run ``path``."""
+    import llvmlite.binding as llvm
+
+    if path not in available_paths():
+        raise ValueError(f"kernel path {path!r}: this CPU runs {', '.join(available_paths())}")
+    host = llvm.get_host_cpu_features().flatten().split(",")
+    off = _NUMBA_OFF[path]
+    features = [f"-{item[1:]}" if item[1:].startswith(off) and off else item for item in host if item]
+    name = llvm.get_host_cpu_name() if path == available_paths()[0] else {"avx2-fma": "haswell"}.get(path, "x86-64")
+    return {"NUMBA_CPU_NAME": name, "NUMBA_CPU_FEATURES": ",".join(features)}
 
 
 def cache_root() -> Path:
@@ -227,13 +229,14 @@ def kernel() -> ctypes._CFuncPtr:  # type: ignore[name-defined]
     return kernel_in(library)
 
 
-def kernel_for(path: str) -> Callable[[int, int, int, int], int]:
-    """``kernel`` on one path whatever ``$SIGBENCH_ZIV_PATH`` says (for tests and benchmarks across paths);
+def kernel_for(path: str, ffi: bool = False) -> Callable[[int, int, int, int], int]:
+    """``kernel`` on one path whatever ``$SIGBENCH_ZIV_PATH`` says (for tests and benchmarks across paths), from
+    the C library or, with ``ffi``, from JAX's FFI library (the same source, built by the C++ compiler);
     ValueError where this CPU lacks it."""
     if path not in available_paths():
         raise ValueError(f"kernel path {path!r}: this CPU runs {', '.join(available_paths())} (of {', '.join(PATHS)})")
     with _lock:
-        function = _kernel_library().sigbench_ziv_f32_on
+        function = (_ffi_library() if ffi else _kernel_library()).sigbench_ziv_f32_on
     function.restype = ctypes.c_int64
     function.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int, ctypes.c_int]
     index = PATHS.index(path)

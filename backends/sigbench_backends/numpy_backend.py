@@ -240,8 +240,32 @@ def sigmoid_builtin(x: np.ndarray) -> np.ndarray:
     return expit(x).astype(x.dtype, copy=False)
 
 
+@functools.cache
+def _l2_cache_bytes() -> int:
+    """This CPU's L2 cache per core, in bytes: glibc's sysconf, else Linux's /sys; 1 MiB where neither says."""
+    try:
+        found = os.sysconf("SC_LEVEL2_CACHE_SIZE")
+    except (ValueError, OSError):
+        found = 0
+    if found <= 0:
+        try:
+            text = Path("/sys/devices/system/cpu/cpu0/cache/index2/size").read_text().strip()
+            found = int(text.rstrip("KMG")) << {"K": 10, "M": 20, "G": 30}.get(text[-1:], 0)
+        except (OSError, ValueError):
+            found = 1 << 20
+    return found
+
+
 class _FastSigmoid:
-    """In place into one reused buffer, in chunks spread over the threads (ufuncs release the GIL)."""
+    """In place into one reused buffer, in chunks spread over the threads (ufuncs release the GIL), each chunk
+    in blocks of an eighth of L2 per array (``_block_elements``).
+
+    Cache blocking: ``_sigmoid_into`` is four ufunc passes (negate, exp, add 1, divide). Over a whole array
+    larger than the cache, each pass streams it from memory and back, four round trips where a copy makes one.
+    Taking the four passes block by block, a block of input and output (a quarter of L2) stays in L2 from the
+    first pass to the last: only the first read of x and the last write of out go to memory. Below a block's
+    size nothing changes (one block is the whole call).
+    """
 
     def __init__(self, backend: NumpyBackend) -> None:
         self._backend = backend
@@ -263,8 +287,16 @@ class _FastSigmoid:
         return out
 
     def _chunk(self, x: np.ndarray, out: np.ndarray) -> None:
-        """One thread's share."""
-        _sigmoid_into(x, out)
+        """One thread's share, block by block."""
+        step = _block_elements(x.itemsize)
+        for start in range(0, x.size, step):
+            _sigmoid_into(x[start:start + step], out[start:start + step])
+
+
+def _block_elements(itemsize: int) -> int:
+    """Elements per block of ``_FastSigmoid``: an eighth of L2 per array (2^16 float32 for 2 MiB), so input and
+    output together take a quarter of it; at least 4096, where a ufunc call's own cost stays small."""
+    return max(4096, _l2_cache_bytes() // 8 // itemsize)
 
 
 #: Ziv's fast path for float32: exp(-x) = T[k] * P(r) with k/S the nearest multiple of 1/S to x, |r| <= 1/(2S)
@@ -445,14 +477,18 @@ def numba_ziv() -> NumbaZiv:
     except OSError:  # no writable cache folder: this process's own, so the loops compile as without a cache
         copy = Path(tempfile.mkdtemp(prefix="sigbench-numba-")) / f"{name}.py"
         shutil.copyfile(source, copy)
-    module = sys.modules.get(name)
-    if module is None:
-        spec = importlib.util.spec_from_file_location(name, copy)
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module  # numba's cache finds the module by name when it loads the machine code
-        spec.loader.exec_module(module)
+    with _numba_lock:  # functools.cache lets two threads in at once; one must not see the other's half module
+        module = sys.modules.get(name)
+        if module is None:
+            spec = importlib.util.spec_from_file_location(name, copy)
+            assert spec is not None and spec.loader is not None
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[name] = module  # numba's cache finds the module by name when it loads the machine code
+            spec.loader.exec_module(module)
     return NumbaZiv(module.kernel, module.fast_path_values, module.BLOCK)
+
+
+_numba_lock = threading.Lock()
 
 
 class _NumexprSigmoid:
@@ -476,12 +512,14 @@ class _NumexprSigmoid:
 
 
 def _sigmoid_into(x: np.ndarray, out: np.ndarray) -> None:
-    """1/(1+exp(-x)) without temporaries; exp overflowing to inf gives the right 0."""
+    """1/(1+exp(-x)) without temporaries; exp overflowing to inf gives the right 0. The division is divide's
+    loop, not reciprocal's: the same correctly rounded 1/v, but NumPy's float32 divide by a scalar numerator
+    is vectorised (0.17 against 0.23 ns per element in L1 on Zen 4)."""
     with np.errstate(over="ignore"):
         np.negative(x, out=out)
         np.exp(out, out=out)
         out += 1
-        np.reciprocal(out, out=out)
+        np.divide(out.dtype.type(1), out, out=out)
 
 
 # --- hand-written training step ---------------------------------------------------------------

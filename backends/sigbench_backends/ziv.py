@@ -17,7 +17,9 @@ EXP_COEFFS (Horner), 2^k built from the bits of k + SHIFT (no float-to-int conve
   ``scripts/ziv_remez.py``), is within 2^-46.07 of e^r relatively with its coefficients rounded to float64
   (its error equioscillates; checked at 20,001 points), and Horner's roundings add below 2^-50;
 - 1 + e^y and the division add 2^-53 each, and an error e in e^y moves s by at most e relatively.
-In all, relative error below 2^-45.9; with the 2^-53 rounding of the products s (1 +- REL_BAND),
+In all, relative error below 2^-45.9 (fused multiply-adds, which the native kernel's AVX2 and AVX-512 paths and
+numba's ``contract`` use, only remove roundings; the AVX-512 path's 2^k by vscalefpd is the same exact product);
+with the 2^-53 rounding of the products s (1 +- REL_BAND),
 REL_BAND = 2^-43 keeps a margin of 7. About 2 REL_BAND / 2^-23.5, 1 input in 2^18.5, is sent to the exact
 path. (The degree-11 Taylor polynomial before it, 2^-46.7, took 2 more multiply-adds per input: the native
 kernel is 7% faster with this one.)

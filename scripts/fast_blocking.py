@@ -1,0 +1,139 @@
+"""NumPy ``fast`` before and after cache blocking, side by side: the fraction of the out-of-cache copy
+bandwidth each reaches, at several sizes and thread counts.
+
+Standalone (run it from the repository with sigbench installed): each round times, in one process and in an
+order shuffled per round, the copy (``NumpyBackend.copy_fn`` of 2^27 bytes, as ``sigbench.limits`` measures
+it), the sigmoid as it was before (four ufunc passes over each thread's whole chunk, ``np.reciprocal``) and as
+it is (``NumpyBackend``'s ``fast``: the same passes block by block). Each value is a median over rounds of
+per-round values, so drift of the shared machine hits both sides alike. Writes ``results.json`` and
+``results.md`` into --out.
+
+    python scripts/fast_blocking.py --out reports/fast-blocking --rounds 15
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import random
+import statistics
+import subprocess
+import time
+from pathlib import Path
+
+import numpy as np
+
+from sigbench_backends import numpy_backend
+
+COPY_BYTES = 1 << 27
+SIZES = (1 << 14, 1 << 16, 1 << 18, 1 << 20, 1 << 22, 1 << 24)
+
+
+def before(backend: numpy_backend.NumpyBackend, out: np.ndarray):
+    """The fast variant before this change: the four passes over each thread's whole chunk."""
+    def passes(x: np.ndarray, o: np.ndarray) -> None:
+        with np.errstate(over="ignore"):
+            np.negative(x, out=o)
+            np.exp(o, out=o)
+            o += 1
+            np.reciprocal(o, out=o)
+
+    def call(x: np.ndarray) -> np.ndarray:
+        threads = min(backend._threads, max(1, x.size // numpy_backend._MIN_CHUNK))
+        if threads <= 1:
+            passes(x, out)
+            return out
+        bounds = np.linspace(0, x.size, threads + 1).astype(int)
+        list(backend.pool().map(lambda i: passes(x[bounds[i]:bounds[i + 1]], out[bounds[i]:bounds[i + 1]]),
+                                range(threads)))
+        return out
+
+    return call
+
+
+def best_of(call, repeat: int) -> float:
+    """Seconds per call: the fastest of ``repeat`` timed calls after one untimed."""
+    call()
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def cpu_description() -> dict[str, str]:
+    fields = {}
+    try:
+        for line in subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout.splitlines():
+            key, _, value = line.partition(":")
+            fields[key.strip()] = value.strip()
+    except OSError:
+        pass
+    flags = fields.get("Flags", "").split()
+    vector = [f for f in flags if f.startswith(("avx", "fma", "sse4"))]
+    return {"model": fields.get("Model name", platform.processor()), "family": fields.get("CPU family", ""),
+            "cpu_model": fields.get("Model", ""), "cpus": fields.get("CPU(s)", ""),
+            "l1d": fields.get("L1d cache", ""), "l2": fields.get("L2 cache", ""), "l3": fields.get("L3 cache", ""),
+            "vector_flags": " ".join(vector)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    args = parser.parse_args()
+    rng = np.random.default_rng(0)
+    rows = []
+    for threads in args.threads:
+        backend = numpy_backend.NumpyBackend()
+        backend.set_threads(threads)
+        copy = backend.copy_fn("cpu", COPY_BYTES)
+        for n in SIZES:
+            x = (rng.standard_normal(n) * 8).astype(np.float32)
+            new = backend.sigmoid("fast", "float32", "cpu")
+            old = before(backend, np.empty_like(x))
+            assert np.array_equal(new(x), old(x)), "blocking changed a value"
+            repeat = max(3, min(50, (1 << 24) // n))
+            per_round: dict[str, list[float]] = {"copy_s": [], "before_s": [], "after_s": [],
+                                                 "before_fraction": [], "after_fraction": [], "speedup": []}
+            for _ in range(args.rounds):
+                calls = [("copy_s", copy), ("before_s", lambda: old(x)), ("after_s", lambda: new(x))]
+                random.shuffle(calls)
+                got = {name: best_of(call, repeat if name != "copy_s" else 3) for name, call in calls}
+                bandwidth = 2 * COPY_BYTES / got["copy_s"]
+                for name, value in got.items():
+                    per_round[name].append(value)
+                per_round["before_fraction"].append(8 * n / got["before_s"] / bandwidth)
+                per_round["after_fraction"].append(8 * n / got["after_s"] / bandwidth)
+                per_round["speedup"].append(got["before_s"] / got["after_s"])
+            row = {"threads": threads, "n": n, **{k: statistics.median(v) for k, v in per_round.items()}}
+            row["copy_gbps"] = 2 * COPY_BYTES / row["copy_s"] / 1e9
+            rows.append(row)
+            print(f"threads {threads} n 2^{n.bit_length() - 1}: copy {row['copy_gbps']:.1f} GB/s, before "
+                  f"{row['before_fraction']:.2f}, after {row['after_fraction']:.2f} ({row['speedup']:.2f}x)",
+                  flush=True)
+    block = numpy_backend._block_elements(4)
+    about = {"cpu": cpu_description(), "numpy": np.__version__, "python": platform.python_version(),
+             "l2_bytes_per_core": numpy_backend._l2_cache_bytes(), "block_float32_elements": block,
+             "rounds": args.rounds, "copy_bytes": COPY_BYTES}
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "results.json").write_text(json.dumps({"about": about, "rows": rows}, indent=1) + "\n")
+    lines = ["# NumPy `fast`: cache blocking, before and after", "",
+             f"CPU: {about['cpu']['model']} (family {about['cpu']['family']} model {about['cpu']['cpu_model']}), "
+             f"{about['cpu']['cpus']} vCPUs; L2 {about['cpu']['l2']}; NumPy {np.__version__}; block "
+             f"{block} float32 ({block * 4 // 1024} KiB per array). Medians over {args.rounds} rounds of "
+             "per-round values; fraction = 8 bytes per element / time / copy bandwidth of the same round "
+             f"(a {COPY_BYTES >> 20} MiB copy, out of cache, same threads).", "",
+             "| threads | n | copy GB/s | before ms | after ms | before fraction | after fraction | speedup |",
+             "|---|---|---|---|---|---|---|---|"]
+    for row in rows:
+        lines.append(f"| {row['threads']} | 2^{row['n'].bit_length() - 1} | {row['copy_gbps']:.1f} | "
+                     f"{row['before_s'] * 1e3:.3f} | {row['after_s'] * 1e3:.3f} | {row['before_fraction']:.2f} | "
+                     f"**{row['after_fraction']:.2f}** | {row['speedup']:.2f}x |")
+    (args.out / "results.md").write_text("\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    main()
