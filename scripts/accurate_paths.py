@@ -31,7 +31,7 @@ SIZES = (1 << 20, 1 << 24)
 
 def worker(threads: int) -> None:
     """Answer each line on stdin with one round: a JSON line of {case: [fast_s, accurate_s]}."""
-    from sigbench.worker import configure_threads
+    from sigbench.execution.worker import configure_threads
 
     configure_threads(threads, pin=True)
     import numpy as np
