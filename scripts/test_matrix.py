@@ -2,6 +2,7 @@
 
     python scripts/test_matrix.py .tox/junit                      # each test id and the envs it passed in
     python scripts/test_matrix.py --before OLD_DIR --after .tox/junit -o reports/test-matrix
+    python scripts/test_matrix.py --by-file-name --before OLD_DIR --after .tox/junit -o DIR   # tests moved
 
 With --before and --after it compares two layouts of the matrix and writes matrix.csv (a row per test id:
 the envs it passed in, was skipped in, failed in, before and after) and README.md (the totals, and every
@@ -20,8 +21,9 @@ from pathlib import Path
 OUTCOMES = ("passed", "skipped", "failed")
 
 
-def read_junit(directory: Path) -> dict[str, dict[str, list[str]]]:
-    """{test id: {outcome: [env, ...]}} from every ENV.xml in ``directory``."""
+def read_junit(directory: Path, by_file_name: bool = False) -> dict[str, dict[str, list[str]]]:
+    """{test id: {outcome: [env, ...]}} from every ENV.xml in ``directory``. ``by_file_name``: ids keyed by the
+    test file's name alone (``test_x.py::name``), to compare layouts whose tests moved between folders."""
     files = sorted(directory.glob("*.xml"))
     if not files:
         raise SystemExit(f"test_matrix: no JUnit files (*.xml) in {directory}")
@@ -30,6 +32,8 @@ def read_junit(directory: Path) -> dict[str, dict[str, list[str]]]:
         env = path.stem
         for case in ET.parse(path).getroot().iter("testcase"):
             module = case.get("classname", "").replace(".", "/")
+            if by_file_name:
+                module = module.rsplit("/", 1)[-1]
             test_id = f"{module}.py::{case.get('name')}"
             if case.find("failure") is not None or case.find("error") is not None:
                 outcome = "failed"
@@ -72,6 +76,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--after", type=Path, help="the JUnit files of the new layout")
     parser.add_argument("-o", "--output", type=Path, help="folder for matrix.csv and README.md (with --before)")
     parser.add_argument("--about", default="", help="a paragraph for README.md: where the two layouts' runs came from")
+    parser.add_argument("--by-file-name", action="store_true",
+                        help="key test ids by the test file's name alone (tests moved between folders)")
     args = parser.parse_args(argv)
     if args.directory is not None:
         for test_id, outcomes in sorted(read_junit(args.directory).items()):
@@ -79,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.before is None or args.after is None or args.output is None:
         parser.error("give a folder, or --before, --after and -o")
-    before, after = read_junit(args.before), read_junit(args.after)
+    before, after = read_junit(args.before, args.by_file_name), read_junit(args.after, args.by_file_name)
     rows, lost = compare(before, after)
     failed_after = sorted(t for t, v in after.items() if v["failed"])
     args.output.mkdir(parents=True, exist_ok=True)
