@@ -287,8 +287,11 @@ class _FastSigmoid:
         return out
 
     def _chunk(self, x: np.ndarray, out: np.ndarray) -> None:
-        """One thread's share, block by block."""
+        """One thread's share, block by block (one block: no views made)."""
         step = _block_elements(x.itemsize)
+        if x.size <= step:
+            _sigmoid_into(x, out)
+            return
         for start in range(0, x.size, step):
             _sigmoid_into(x[start:start + step], out[start:start + step])
 
