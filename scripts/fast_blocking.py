@@ -97,13 +97,13 @@ def main() -> None:
             new = backend.sigmoid("fast", "float32", "cpu")
             old = before(backend, np.empty_like(x))
             assert np.array_equal(new(x), old(x)), "blocking changed a value"
-            repeat = max(3, min(50, (1 << 24) // n))
+            repeat = max(10, min(50, (1 << 24) // n))
             per_round: dict[str, list[float]] = {"copy_s": [], "before_s": [], "after_s": [],
                                                  "before_fraction": [], "after_fraction": [], "speedup": []}
             for _ in range(args.rounds):
                 calls = [("copy_s", copy), ("before_s", lambda: old(x)), ("after_s", lambda: new(x))]
                 random.shuffle(calls)
-                got = {name: best_of(call, repeat if name != "copy_s" else 3) for name, call in calls}
+                got = {name: best_of(call, repeat if name != "copy_s" else 10) for name, call in calls}
                 bandwidth = 2 * COPY_BYTES / got["copy_s"]
                 for name, value in got.items():
                     per_round[name].append(value)
