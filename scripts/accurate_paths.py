@@ -99,6 +99,7 @@ def main() -> None:
         return
     from sigbench_backends import native
 
+    load_before = os.getloadavg()
     paths = args.paths or list(native.available_paths())
     workers: dict[tuple[str, int], Any] = {}
     about: dict[str, Any] = {}
@@ -136,13 +137,15 @@ def main() -> None:
                                          max(r[case][1] / r[case][0] for r in rounds)]})
     cpu = cpu_description()
     meta = {"cpu": cpu, "workers": about, "rounds": args.rounds, "python": platform.python_version(),
-            "unset": [v for v in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE") if v not in os.environ]}
+            "unset": [v for v in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE") if v not in os.environ],
+            "load_average_before_after": [load_before, os.getloadavg()]}
     lines = ["# `accurate` against `fast` on each path of the accurate kernels", "",
              f"CPU: {cpu['model']} (family {cpu['family']} model {cpu['cpu_model']}), {cpu['cpus']} vCPUs; "
              f"{cpu['vector_flags']}. Medians over {args.rounds} rounds; each round's ratio is of two timings "
              "taken alternately in one worker process (fastest of a few calls each). Path: the C kernel's "
              "(PyTorch, JAX) forced by SIGBENCH_ZIV_PATH; NumPy's numba loop compiled for the target in the "
-             "last column.", "",
+             f"last column. Load average (1 min) before and after: {load_before[0]:.1f}, {os.getloadavg()[0]:.1f} "
+             "(the machine's 2 cores are shared).", "",
              "| path | threads | n | backend | fast | accurate | **accurate / fast** | range over rounds "
              "| numba target |",
              "|---|---|---|---|---|---|---|---|---|"]

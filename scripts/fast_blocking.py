@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import random
 import statistics
@@ -84,6 +85,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     args = parser.parse_args()
+    load_before = os.getloadavg()
     rng = np.random.default_rng(0)
     rows = []
     for threads in args.threads:
@@ -95,13 +97,13 @@ def main() -> None:
             new = backend.sigmoid("fast", "float32", "cpu")
             old = before(backend, np.empty_like(x))
             assert np.array_equal(new(x), old(x)), "blocking changed a value"
-            repeat = max(3, min(50, (1 << 24) // n))
+            repeat = max(10, min(50, (1 << 24) // n))
             per_round: dict[str, list[float]] = {"copy_s": [], "before_s": [], "after_s": [],
                                                  "before_fraction": [], "after_fraction": [], "speedup": []}
             for _ in range(args.rounds):
                 calls = [("copy_s", copy), ("before_s", lambda: old(x)), ("after_s", lambda: new(x))]
                 random.shuffle(calls)
-                got = {name: best_of(call, repeat if name != "copy_s" else 3) for name, call in calls}
+                got = {name: best_of(call, repeat if name != "copy_s" else 10) for name, call in calls}
                 bandwidth = 2 * COPY_BYTES / got["copy_s"]
                 for name, value in got.items():
                     per_round[name].append(value)
@@ -117,7 +119,8 @@ def main() -> None:
     block = numpy_backend._block_elements(4)
     about = {"cpu": cpu_description(), "numpy": np.__version__, "python": platform.python_version(),
              "l2_bytes_per_core": numpy_backend._l2_cache_bytes(), "block_float32_elements": block,
-             "rounds": args.rounds, "copy_bytes": COPY_BYTES}
+             "rounds": args.rounds, "copy_bytes": COPY_BYTES,
+             "load_average_before_after": [load_before, os.getloadavg()]}
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "results.json").write_text(json.dumps({"about": about, "rows": rows}, indent=1) + "\n")
     lines = ["# NumPy `fast`: cache blocking, before and after", "",
@@ -125,7 +128,8 @@ def main() -> None:
              f"{about['cpu']['cpus']} vCPUs; L2 {about['cpu']['l2']}; NumPy {np.__version__}; block "
              f"{block} float32 ({block * 4 // 1024} KiB per array). Medians over {args.rounds} rounds of "
              "per-round values; fraction = 8 bytes per element / time / copy bandwidth of the same round "
-             f"(a {COPY_BYTES >> 20} MiB copy, out of cache, same threads).", "",
+             f"(a {COPY_BYTES >> 20} MiB copy, out of cache, same threads). Load average (1 min) before and after: "
+             f"{load_before[0]:.1f}, {os.getloadavg()[0]:.1f} (the machine's 2 cores are shared).", "",
              "| threads | n | copy GB/s | before ms | after ms | before fraction | after fraction | speedup |",
              "|---|---|---|---|---|---|---|---|"]
     for row in rows:

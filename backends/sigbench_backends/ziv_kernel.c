@@ -104,7 +104,6 @@ static float exact(float xf) {
     return (float)(z / (1.0L + z));
 }
 
-
 /* The paths, in order of preference. */
 enum { PATH_AVX512, PATH_AVX2, PATH_PLAIN, PATHS };
 static const char *const PATH_NAMES[PATHS] = {"avx512", "avx2-fma", "plain"};
@@ -153,6 +152,7 @@ static void plain_fast_path(const float *x, double *wide, unsigned char *flag, i
     }
 }
 
+#ifdef ZIV_X86
 /* The exact path for the inputs of a block whose bit is set in flag (bit i % 64 of word i / 64). */
 static int64_t redo_flagged(const float *x, float *out, const uint64_t *flag, int64_t words) {
     int64_t hard = 0;
@@ -166,7 +166,6 @@ static int64_t redo_flagged(const float *x, float *out, const uint64_t *flag, in
     return hard;
 }
 
-#ifdef ZIV_X86
 /* --- AVX2 and FMA ------------------------------------------------------------------------------------------
  * The fast path by hand, 32 inputs at a time. GCC's vectorisation of the plain loop keeps the CPU waiting:
  * each vector's chain of dependent operations (a conversion, the reduction, the 9 steps of Horner, the
