@@ -3,8 +3,8 @@
 Standalone (run it from the repository with sigbench installed). One worker process per (path, threads): its
 C kernel forced to the path (``$SIGBENCH_ZIV_PATH``, read once per process), its numba loop compiled for that
 path (``native.numba_env``: the host's CPU and features with those of wider paths turned off), and
-pinned to ``threads`` cores before any framework starts (``sigbench.worker.configure_threads``, as ``sigbench
-run`` does). The workers stay up; each round the parent asks each of them, in a shuffled order, for one
+pinned to ``threads`` cores before any framework starts (``sigbench.execution.worker.configure_threads``, as
+``sigbench run`` does). The workers stay up; each round the parent asks each of them, in a shuffled order, for one
 measurement of every case, so drift of the shared machine spreads over all of them. In a worker a case times
 ``fast`` and ``accurate`` of one backend alternately (the fastest of a few calls each) and keeps their ratio;
 the report gives medians over rounds of those per-round values. Writes ``results.json`` and ``results.md``.
@@ -36,7 +36,7 @@ def worker(threads: int) -> None:
     configure_threads(threads, pin=True)
     import numpy as np
 
-    from sigbench import registry
+    from sigbench.core import registry
     from sigbench_backends import native
 
     loaded = {name: registry.load(name) for name in BACKENDS}

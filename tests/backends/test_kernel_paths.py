@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 
 from conftest import need
-from sigbench import reference
-from sigbench import ulp_accuracy as accuracy
+from sigbench.accuracy_sweep import ulp as accuracy
+from sigbench.core import reference
 
 SCRIPT = Path(__file__).parents[2] / "scripts" / "kernel_paths_exhaustive.py"
 #: Every STRIDE-th float32 bit pattern (about a million, all exponents and signs): the quick sweep.
