@@ -153,6 +153,11 @@ class JaxBackend:
         functions = {"naive": sigmoid_naive, "stable": sigmoid_stable, "builtin": jax.nn.sigmoid}
         return _scoped(jax.jit(functions[variant]), dtype)
 
+    def sigmoid_path(self, variant: str, dtype: str, device: str) -> str | None:
+        if variant != "accurate" or dtype != "float32" or device != "cpu":
+            return None
+        return f"native {native.kernel_path()}" if native.compiler("c++") is not None else "XLA ops (no C++ compiler)"
+
     def sigmoid_grad_variants(self) -> dict[str, str | None]:
         return {"grad": None, "stable": None}
 

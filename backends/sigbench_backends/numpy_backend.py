@@ -117,6 +117,13 @@ class NumpyBackend:
             return NumbaAccurateSigmoid(self) if numba_available() else _AccurateSigmoid(self)
         raise KeyError(variant)
 
+    def sigmoid_path(self, variant: str, dtype: str, device: str) -> str | None:
+        if variant != "accurate" or dtype != "float32":
+            return None
+        from sigbench_backends import native
+
+        return native.numba_path() if numba_available() else "ufunc fast path (no numba)"
+
     def sigmoid_grad_variants(self) -> dict[str, str | None]:
         return {"handwritten": None, "stable": None}
 

@@ -106,6 +106,11 @@ class TorchBackend:
             return _AccurateSigmoid()
         raise KeyError(variant)
 
+    def sigmoid_path(self, variant: str, dtype: str, device: str) -> str | None:
+        if variant != "accurate" or dtype != "float32" or device != "cpu":
+            return None
+        return f"native {native.kernel_path()}" if native.compiler() is not None else "torch ops (no C compiler)"
+
     def sigmoid_grad_variants(self) -> dict[str, str | None]:
         return {"autograd": None, "stable": None}
 

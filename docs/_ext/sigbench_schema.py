@@ -64,6 +64,9 @@ DESCRIPTIONS: dict[str, str] = {
     "peak_device_bytes": "GPU memory the case adds at its peak (empty on CPU).",
     "seed": "The seed of the inputs and starting parameters.",
     "threads": "`--threads`, or where it was not given, the machine's CPU count.",
+    "code_path": "The code path a variant chose at run time, where it has several: float32 `accurate`'s kernel "
+                 "(`native avx512`, `native avx2-fma`, `native plain`; NumPy's numba target, e.g. `avx512 (numba, "
+                 "LLVM cpu znver4)`), or why it runs without one. Empty for variants with one path.",
     "machine": "The host name of the machine that measured the row: the dimension of a merged report.",
     "message": "Why a row erred or was skipped.",
 }

@@ -55,6 +55,15 @@ class DeviceMemory(Protocol):
 
 
 @runtime_checkable
+class CodePaths(Protocol):
+    """Optional: a backend whose sigmoid variant may run one of several code paths chosen at run time (a native kernel's
+    vector width: AVX-512, AVX2+FMA or the plain loop): which one, for the row's ``code_path`` column."""
+
+    def sigmoid_path(self, variant: str, dtype: str, device: str) -> str | None:
+        """The path ``variant`` takes for ``dtype`` on ``device``; None where it has only one."""
+
+
+@runtime_checkable
 class SigmoidGradients(Protocol):
     """Optional: a backend's derivative of its sigmoid and its binary cross-entropy, for ``sigbench accuracy
     --quantity grad|loss``. A backend without these methods is left out of those two quantities."""

@@ -87,6 +87,8 @@ class CaseRecord:
         for column in ("peak_host_bytes", "peak_device_bytes"):
             values = [p[column] for p in timed if p.get(column) is not None]
             row[column] = max(values) if len(values) == len(timed) else None
+        paths = sorted({p["code_path"] for p in timed if p.get("code_path")})
+        row["code_path"] = ", ".join(paths) or None  # one path, unless processes chose differently
         case = self.case
         if case.workload == "sigmoid":
             from sigbench.core.workloads import numpy_dtype

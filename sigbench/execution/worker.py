@@ -230,6 +230,10 @@ class BackendWorker:
                           flushed_subnormals=verdict.flushed_subnormals, warnings=verdict.warnings,
                           message=verdict.message)
         del out
+        from sigbench.core.interface import CodePaths
+
+        if isinstance(backend, CodePaths):
+            result["code_path"] = backend.sigmoid_path(case.variant, case.dtype, device)
         with self._peak_memory(device) as peaks, warnings.catch_warnings(), np.errstate(all="ignore"):
             warnings.simplefilter("ignore")
             measurement = measure(call, sync, timer, first_call_s=first_call_s)

@@ -324,6 +324,10 @@ def environment(documents: list[dict[str, Any]]) -> list[str]:
                 f"{k.removeprefix('gemm_gflops_')} {v:.1f} GFLOP/s" for k, v in gemm.items()
                 if k.startswith("gemm_gflops_")) + f"; floor uses: {gemm.get('gemm_gflops', 0):.1f} GFLOP/s")
         lines.append(f"  - threads: {meta.get('threads', {})}")
+        paths = sorted({f"{r['backend']}/{r['variant']} {r['dtype']}: {r['code_path']}"
+                        for r in document.get("rows", []) if r.get("code_path")})
+        if paths:
+            lines.append("  - code paths chosen at run time: " + "; ".join(paths))
         blas = ", ".join(f"{b.get('internal_api')} {b.get('version')} ({b.get('num_threads')} threads)"
                          for b in meta.get("blas", []))
         if blas:

@@ -16,5 +16,5 @@ COLUMNS: tuple[str, ...] = (
     "max_abs_error", "flushed_subnormals", "warnings", "first_call_s", *STAT_FIELDS, "processes",
     "process_cv", "loops_per_sample", "timer_overhead_s", "gbps", "bandwidth_fraction", "gflops",
     "floor_s", "floor_fraction",
-    "peak_host_bytes", "peak_device_bytes", "seed", "threads", "machine", "message",
+    "peak_host_bytes", "peak_device_bytes", "seed", "threads", "code_path", "machine", "message",
 )

@@ -45,7 +45,7 @@ COLUMN_TYPES: dict[str, dict[str, Any]] = {
     "threads": COUNT,
     "unstable": {"type": ["boolean", "null"]},
     "ci_level": {"type": ["number", "null"], "minimum": 0, "maximum": 1},
-    "machine": TEXT, "message": TEXT,
+    "machine": TEXT, "message": TEXT, "code_path": TEXT,
     **{column: SECONDS for column in COLUMNS if column.endswith("_s")},
 }
 

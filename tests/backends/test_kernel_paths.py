@@ -267,3 +267,24 @@ def test_numpy_fast_blocks_give_the_values_of_whole_passes(threads):
             want[...] = 1 / (1 + np.exp(-x))
         got = backend.sigmoid("fast", "float32", "cpu")(x)
         assert (got.view(np.uint32) == want.view(np.uint32)).all()
+
+
+def test_a_row_names_the_code_path_accurate_took(backend, backend_name, tmp_path):
+    """Each backend says which path its float32 ``accurate`` runs (the row's ``code_path`` column and the
+    report's environment), the path its kernel reports; variants with one path say nothing."""
+    import importlib.util
+
+    from sigbench.api import run
+    from sigbench_backends import native
+
+    expected = backend.sigmoid_path("accurate", "float32", "cpu")
+    kernel_used = (importlib.util.find_spec("numba") is not None if backend_name == "numpy"
+                   else native.compiler("c" if backend_name == "torch" else "c++") is not None)
+    assert expected is not None and (native.kernel_path() in expected) == kernel_used, expected
+    assert backend.sigmoid_path("fast", "float32", "cpu") is None
+    assert backend.sigmoid_path("accurate", "float64", "cpu") is None
+    result = run(backend_name, variants=["accurate", "fast"], workloads=["sigmoid"], sizes=[4096], preset="quick",
+                 min_time_s=0.005, max_time_s=0.02, output_dir=tmp_path / "run", formats=("md",))
+    paths = {row["variant"]: row.get("code_path") for row in result.rows}
+    assert paths == {"accurate": expected, "fast": None}
+    assert f"{backend_name}/accurate float32: {expected}" in (tmp_path / "run" / "results.md").read_text()
