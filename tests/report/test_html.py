@@ -122,7 +122,7 @@ def test_merged_report_lets_the_reader_pick_the_machine():
     page = html.run_page([_document("alpha"), _document("beta", scale=2.0)])
     assert '<select id="machine">' in page
     assert '<option value="alpha">alpha</option>' in page and '<option value="beta">beta</option>' in page
-    assert 'data-machine="beta"' in page and "copy bandwidth on beta (10.0 GB/s)" in page
+    assert 'data-machine="beta"' in page and "copy bandwidth out of cache on beta (10.0 GB/s)" in page
     single = html.run_page([_document("alpha")])
     assert '<select id="machine">' not in single and 'data-machine="' not in single
 
