@@ -231,7 +231,7 @@ class Run:
     def copy_by_size(self, cases: list[Case], infos: dict[str, BackendInfo],
                      handles: dict[str, BackendHandle]) -> dict[str, dict[str, Any]]:
         """The copy bandwidth at each array size of the run's sigmoid cases, in each backend's worker: in cache
-        where the array fits (``limits.best_by_size``)."""
+        where the array fits; the best block any backend reached (``limits.best_by_size``)."""
         from sigbench.measure import limits
 
         sizes = sorted({limits.copy_bytes(limits.array_bytes(c.size, c.dtype)) for c in cases
@@ -240,8 +240,8 @@ class Run:
 
     def ask_rates(self, kind: str, infos: dict[str, BackendInfo], handles: dict[str, BackendHandle],
                   nbytes: int | None = None) -> dict[str, tuple[float, float]]:
-        """Each backend's ``(rate, rate at its interval's fast end)`` of ``kind`` on the run's device, from its
-        worker; a copy of ``nbytes`` where given. A backend that fails is warned about and left out."""
+        """Each backend's ``(rate at the median, rate at the fastest block)`` of ``kind`` on the run's device, from
+        its worker (``limits.rates``); a copy of ``nbytes`` where given. A backend that fails is warned about and left out."""
         found: dict[str, tuple[float, float]] = {}
         for name, handle in list(handles.items()):
             device = resolve_device(infos[name].devices, self.options.device)
@@ -255,7 +255,7 @@ class Run:
                 self.engine.forget(handle)
                 del handles[name]
             if reply.get("ok"):
-                found[name] = (reply["rate"], reply.get("rate_high", reply["rate"]))
+                found[name] = (reply["rate"], reply.get("best_rate", reply["rate"]))
             else:
                 where = f" at {nbytes:,} bytes" if nbytes is not None else ""
                 warnings.warn(f"sigbench: {name} {kind} rate{where} not measured: {reply.get('error')}", stacklevel=2)

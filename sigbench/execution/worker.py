@@ -329,9 +329,9 @@ def handle(worker: BackendWorker, request: dict[str, Any]) -> dict[str, Any]:
         from sigbench.measure import limits
 
         try:
-            value, high = limits.rate_interval(worker.backend, request["kind"], request["device"], request["dtype"],
-                                               request.get("nbytes"))
-            return {"ok": True, "rate": value, "rate_high": high}
+            value, best = limits.rates(worker.backend, request["kind"], request["device"], request["dtype"],
+                                       request.get("nbytes"))
+            return {"ok": True, "rate": value, "best_rate": best}
         except Exception as error:  # a backend that cannot copy or multiply does not stop the run
             return {"ok": False, "error": f"{type(error).__name__}: {error}"}
     if op == "case":

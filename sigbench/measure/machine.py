@@ -104,7 +104,7 @@ def parse_lscpu_caches(text: str) -> dict[str, int | None]:
     for line in text.splitlines():
         parts = line.split()
         if len(parts) >= 2 and parts[0] in names:
-            out[parts[0]] = size_bytes(parts[1])
+            out[parts[0]] = size_bytes("".join(parts[1:]))
     return out
 
 

@@ -63,7 +63,7 @@ def line_style(backend: str, variant: str, machine_index: int = 0) -> dict[str, 
 
 def _sigmoid_plot(path: Path, group: Any, dtype: str, device: str, meta: dict[str, Any] | None) -> Path:
     plt = pyplot()
-    fig, (ax_time, ax_rate) = plt.subplots(1, 2, figsize=(14, 5.6))
+    fig, (ax_time, ax_rate) = plt.subplots(1, 2, figsize=(16, 5.8))
     machines = list(dict.fromkeys(group["machine"])) if "machine" in group else [None]
     for label, line in group.groupby("label", sort=False):
         line = line.sort_values("size")
@@ -79,19 +79,22 @@ def _sigmoid_plot(path: Path, group: Any, dtype: str, device: str, meta: dict[st
     if bandwidth.get("copy_gbps"):
         ax_rate.axhline(bandwidth["copy_gbps"], color="black", linestyle="--", linewidth=1,
                         label=f"copy bandwidth out of cache ({bandwidth['copy_gbps']:.1f} GB/s)")
-    for level, (label, n) in enumerate(cache_marks((meta or {}).get("cache_bytes"), dtype)):
+    for label, n in cache_marks((meta or {}).get("cache_bytes"), dtype):
         for ax in (ax_time, ax_rate):
             ax.axvline(n, color="grey", linestyle=":", linewidth=1)
-        ax_rate.annotate(label, (n, 1.0), xycoords=("data", "axes fraction"), xytext=(3, -12 - 11 * level),
-                         textcoords="offset points", fontsize=7, color="dimgrey")
+            ax.annotate(label, (n, 0.5), xycoords=("data", "axes fraction"), xytext=(-2, 0),
+                        textcoords="offset points", fontsize=7, color="dimgrey", rotation=90, ha="right",
+                        va="center")
     ax_time.set(xscale="log", yscale="log", xlabel="elements (n)", ylabel="median time per call (µs)",
                 title=f"sigmoid, {dtype}, {device}: time per call")
     ax_rate.set(xscale="log", xlabel="elements (n)", ylabel="throughput (GB/s read + written)",
-                title="throughput against the copy bandwidth at each size (dotted: where in + out fill a cache)")
+                title="throughput against the copy bandwidth at each size")
     for ax in (ax_time, ax_rate):
         ax.grid(True, which="both", alpha=0.3)
-    ax_rate.legend(fontsize=7, loc="upper left", ncol=2 if group["label"].nunique() > 8 else 1)
-    fig.tight_layout()
+    ax_rate.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
+    fig.text(0.01, 0.01, "dotted: the n at which a call's input and output together fill each cache level",
+             fontsize=8, color="dimgrey")
+    fig.tight_layout(rect=(0, 0.03, 1, 1))
     save_figure(fig, path, dpi=110)
     plt.close(fig)
     return path

@@ -67,12 +67,13 @@ def test_training_rows_carry_the_floor_and_the_report_shows_it(tmp_path):
 
 
 def test_a_sigmoid_row_is_divided_by_the_copy_limit_at_its_own_size():
-    # n = 2^16 float32: 256 KiB arrays, whose copy reached 40 GB/s; out of cache the copy reached 10 GB/s
+    # n = 2^16 float32: 256 KiB arrays, whose copy reached 40 GB/s at best (30 at its median); out of cache the
+    # copy reached 10 GB/s. Each backend's (median, best) rate: the limit is the best block of the best backend.
     bandwidth = {"copy_gbps": 10.0, "copy_gbps_numpy": 10.0,
-                 "by_size": limits.best_by_size({262144: {"numpy": (40.0, 42.0), "torch": (25.0, 26.0)},
-                                                 1 << 26: {"numpy": (9.0, 9.5)}})}
-    assert bandwidth["by_size"]["262144"] == {"copy_gbps_numpy": 40.0, "copy_gbps_torch": 25.0, "copy_gbps": 40.0,
-                                              "high_gbps": 42.0, "backend": "numpy"}
+                 "by_size": limits.best_by_size({262144: {"numpy": (30.0, 40.0), "torch": (35.0, 38.0)},
+                                                 1 << 26: {"numpy": (8.0, 9.0)}})}
+    assert bandwidth["by_size"]["262144"] == {"copy_gbps_numpy": 40.0, "copy_gbps_torch": 38.0, "copy_gbps": 40.0,
+                                              "median_gbps": 30.0, "backend": "numpy"}
     nbytes = limits.array_bytes(1 << 16, "float32")
     assert nbytes == 262144
     assert limits.bandwidth_columns(30.0, nbytes, bandwidth) == {
@@ -96,20 +97,22 @@ def test_the_limit_request_copies_the_bytes_asked_for():
 
     worker = BackendWorker("numpy", 1)
     reply = handle(worker, {"op": "limit", "kind": "copy", "device": "cpu", "dtype": "float32", "nbytes": 1 << 14})
-    assert reply["ok"] and 0 < reply["rate"] <= reply["rate_high"]
+    assert reply["ok"] and 0 < reply["rate"] <= reply["best_rate"]
     # without a byte count, the copy out of cache, as before
     reply = handle(worker, {"op": "limit", "kind": "copy", "device": "cpu", "dtype": "float32"})
     assert reply["ok"] and reply["rate"] > 0
 
 
-def allowed_fraction(row: dict, bandwidth: dict) -> float:
+def allowed_fraction(row: dict) -> float:
     """The most ``bandwidth_fraction`` may be for a row whose true fraction is at most 1.0, within the noise
-    of its two measurements: the row's rate at the slow end of its interval (and one process spread slower,
-    where several processes measured it) against the copy's rate at the fast end of its interval."""
-    entry = bandwidth["by_size"][str(limits.copy_bytes(limits.array_bytes(row["size"], row["dtype"])))]
+    of its two measurements. The row: its rate at the slow end of its 95% interval, and one process spread
+    slower where several processes measured it. The copy: its limit is already its fastest block (a busy
+    machine only slows a copy), whose own error is the clock's share of a block, which the timer holds under
+    ``MAX_OVERHEAD_FRACTION``."""
+    from sigbench.measure.timing import MAX_OVERHEAD_FRACTION
+
     row_noise = row["ci_high_s"] / row["median_s"] * (1 + (row.get("process_cv") or 0.0))
-    copy_noise = entry["high_gbps"] / entry["copy_gbps"]
-    return row_noise * copy_noise
+    return row_noise * (1 + MAX_OVERHEAD_FRACTION)
 
 
 def check_no_fraction_over_one(directory) -> list[dict]:
@@ -121,14 +124,17 @@ def check_no_fraction_over_one(directory) -> list[dict]:
         assert row["copy_gbps_at_size"] == bandwidth["by_size"][str(4 * row["size"])]["copy_gbps"]
         assert row["bandwidth_fraction"] == pytest.approx(row["gbps"] / row["copy_gbps_at_size"], rel=1e-12)
         assert row["out_of_cache_fraction"] == pytest.approx(row["gbps"] / bandwidth["copy_gbps"], rel=1e-12)
-        allowed = allowed_fraction(row, bandwidth)
+        allowed = allowed_fraction(row)
         assert row["bandwidth_fraction"] <= allowed, (
             f"{row['backend']}/{row['variant']} n={row['size']:,}: {row['bandwidth_fraction']:.3f} of the copy "
             f"at its size ({row['copy_gbps_at_size']:.1f} GB/s), above 1.0 beyond its noise ({allowed:.3f})")
+    worst = max(rows, key=lambda r: r["bandwidth_fraction"])
+    print(f"largest bandwidth_fraction: {worst['bandwidth_fraction']:.3f} ({worst['backend']}/{worst['variant']} "
+          f"n={worst['size']:,}; out of cache {worst['out_of_cache_fraction']:.3f})")
     return rows
 
 
-#: In L1 and L2 (2^12: 16 KiB in + out), in L2 (2^16: 512 KiB), in L3 (2^20: 8 MiB), out of L3 (2^23: 64 MiB)
+#: Input + output in L1d (2^12 float32: 32 KiB), in L2 (2^16: 512 KiB), in L3 (2^20: 8 MiB), past L3 (2^23: 64 MiB)
 #: on the development VM (32 KiB L1d, 1 MiB L2, 32 MiB L3 per core); other machines fall elsewhere, all the same.
 LIMIT_SIZES = [1 << 12, 1 << 16, 1 << 20, 1 << 23]
 
