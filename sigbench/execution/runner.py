@@ -241,7 +241,8 @@ class Run:
     def ask_rates(self, kind: str, infos: dict[str, BackendInfo], handles: dict[str, BackendHandle],
                   nbytes: int | None = None) -> dict[str, tuple[float, float]]:
         """Each backend's ``(rate at the median, rate at the fastest block)`` of ``kind`` on the run's device, from
-        its worker (``limits.rates``); a copy of ``nbytes`` where given. A backend that fails is warned about and left out."""
+        its worker (``limits.rates``); a copy of ``nbytes`` where given. A backend that fails is warned about
+        and left out."""
         found: dict[str, tuple[float, float]] = {}
         for name, handle in list(handles.items()):
             device = resolve_device(infos[name].devices, self.options.device)
@@ -258,7 +259,8 @@ class Run:
                 found[name] = (reply["rate"], reply.get("best_rate", reply["rate"]))
             else:
                 where = f" at {nbytes:,} bytes" if nbytes is not None else ""
-                warnings.warn(f"sigbench: {name} {kind} rate{where} not measured: {reply.get('error')}", stacklevel=2)
+                warnings.warn(f"sigbench: {name} {kind} rate{where} not measured: {reply.get('error')}",
+                              stacklevel=2)
         return found
 
     def run_backend_pass(self, name: str, cases: list[Case], handle: BackendHandle | None, done: int,
