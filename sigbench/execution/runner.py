@@ -350,9 +350,8 @@ class Run:
             processes = options.process_count()
             total = processes * len(cases)
             if options.measure_limits and any(c.workload == "sigmoid" for c in cases):
-                self.say(0, total, "measuring the copy bandwidth")
+                self.say(0, total, "measuring the copy bandwidth")  # out of cache, then at each array size
                 bandwidth: dict[str, Any] = dict(self.limit("copy", infos, handles))
-                self.say(0, total, "measuring the copy bandwidth at each array size")
                 started = time.monotonic()
                 bandwidth["by_size"] = self.copy_by_size(cases, infos, handles)
                 bandwidth["by_size_s"] = time.monotonic() - started
