@@ -56,15 +56,20 @@ class NumpyBackend:
         """NumPy computes eagerly: nothing is ever queued."""
 
     def copy_fn(self, device: str, nbytes: int) -> Any:
-        """A call copying ``nbytes`` between two preallocated arrays, in chunks over the threads."""
+        """A call copying ``nbytes`` between two preallocated arrays, in chunks over the threads where each
+        thread gets ``_MIN_CHUNK`` words at least (as the fast variant does): below that, handing chunks to
+        the pool costs more than the copy, and the limit of a small array would be the pool's overhead."""
         src = np.ones(nbytes // 4, dtype=np.float32)
         dst = np.empty_like(src)
-        bounds = np.linspace(0, src.size, self._threads + 1).astype(int)
+        threads = min(self._threads, max(1, src.size // _MIN_CHUNK))
+        if threads <= 1:
+            return lambda: np.copyto(dst, src)
+        bounds = np.linspace(0, src.size, threads + 1).astype(int)
         pool = self.pool()
 
         def copy() -> None:
             list(pool.map(lambda i: np.copyto(dst[bounds[i]:bounds[i + 1]], src[bounds[i]:bounds[i + 1]]),
-                          range(self._threads)))
+                          range(threads)))
 
         return copy
 

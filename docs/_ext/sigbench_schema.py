@@ -56,7 +56,14 @@ DESCRIPTIONS: dict[str, str] = {
     "loops_per_sample": "Calls per sample (a block between two clock reads).",
     "timer_overhead_s": "The clock's own cost: two reads and a device sync.",
     "gbps": "Sigmoid: `2 × itemsize × n / median_s`, bytes read plus written per second, in GB/s.",
-    "bandwidth_fraction": "`gbps` over the best copy bandwidth measured in the run.",
+    "bandwidth_fraction": "Sigmoid: `gbps` over `copy_gbps_at_size`, the copy bandwidth at the row's own array "
+                          "size (in cache where the array fits): 1.0 is the limit at that size.",
+    "copy_gbps_at_size": "Sigmoid: the best copy bandwidth any backend's worker reached copying the row's "
+                         "`n × itemsize` bytes on its device, in GB/s read plus written.",
+    "out_of_cache_fraction": "Sigmoid: `gbps` over the copy bandwidth measured out of cache (128 MiB on CPU, "
+                             "1 GiB on GPU): above 1 where the array fits in a cache. Files written before "
+                             "the per-size limit had this figure as `bandwidth_fraction`; loading one moves "
+                             "it here.",
     "gflops": "Training: FLOPs per second, 2 per multiply-add, forward, backward and Adam.",
     "floor_s": "Training: the step's FLOPs at the run's best GEMM rate.",
     "floor_fraction": "`floor_s / median_s`: 1.0 would be a step at the machine's floor.",

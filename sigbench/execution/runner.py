@@ -91,11 +91,11 @@ class CaseRecord:
         row["code_path"] = ", ".join(paths) or None  # one path, unless processes chose differently
         case = self.case
         if case.workload == "sigmoid":
-            from sigbench.core.workloads import numpy_dtype
+            from sigbench.measure.limits import array_bytes, bandwidth_columns
 
-            row["gbps"] = 2 * numpy_dtype(case.dtype).itemsize * case.size / stats.median_s / 1e9
-            bandwidth_gbps = limits.get("bandwidth", {}).get("copy_gbps")
-            row["bandwidth_fraction"] = row["gbps"] / bandwidth_gbps if bandwidth_gbps else None
+            nbytes = array_bytes(case.size, case.dtype)
+            row["gbps"] = 2 * nbytes / stats.median_s / 1e9
+            row.update(bandwidth_columns(row["gbps"], nbytes, limits.get("bandwidth")))
         else:
             from sigbench.measure.limits import floor_columns
 
@@ -227,12 +227,30 @@ class Run:
         """Each backend's rate of ``kind`` (``limits.LIMITS``) on the run's device, and the best: the limit."""
         from sigbench.measure import limits
 
-        found: dict[str, float] = {}
+        found = {name: value for name, (value, _) in self.ask_rates(kind, infos, handles).items()}
+        return limits.best(found, kind)
+
+    def copy_by_size(self, cases: list[Case], infos: dict[str, BackendInfo],
+                     handles: dict[str, BackendHandle]) -> dict[str, dict[str, Any]]:
+        """The copy bandwidth at each array size of the run's sigmoid cases, in each backend's worker: in cache
+        where the array fits; the best block any backend reached (``limits.best_by_size``)."""
+        from sigbench.measure import limits
+
+        sizes = sorted({limits.copy_bytes(limits.array_bytes(c.size, c.dtype)) for c in cases
+                        if c.workload == "sigmoid"})
+        return limits.best_by_size({nbytes: self.ask_rates("copy", infos, handles, nbytes) for nbytes in sizes})
+
+    def ask_rates(self, kind: str, infos: dict[str, BackendInfo], handles: dict[str, BackendHandle],
+                  nbytes: int | None = None) -> dict[str, tuple[float, float]]:
+        """Each backend's ``(rate at the median, rate at the fastest block)`` of ``kind`` on the run's device, from
+        its worker (``limits.rates``); a copy of ``nbytes`` where given. A backend that fails is warned about
+        and left out."""
+        found: dict[str, tuple[float, float]] = {}
         for name, handle in list(handles.items()):
             device = resolve_device(infos[name].devices, self.options.device)
             if device is None:
                 continue
-            request = {"op": "limit", "kind": kind, "device": device, "dtype": self.options.dtype}
+            request = {"op": "limit", "kind": kind, "device": device, "dtype": self.options.dtype, "nbytes": nbytes}
             try:
                 reply = handle.request(request, LIMIT_TIMEOUT_S)
             except WorkerFailed as failure:
@@ -240,10 +258,12 @@ class Run:
                 self.engine.forget(handle)
                 del handles[name]
             if reply.get("ok"):
-                found[name] = reply["rate"]
+                found[name] = (reply["rate"], reply.get("best_rate", reply["rate"]))
             else:
-                warnings.warn(f"sigbench: {name} {kind} rate not measured: {reply.get('error')}", stacklevel=2)
-        return limits.best(found, kind)
+                where = f" at {nbytes:,} bytes" if nbytes is not None else ""
+                warnings.warn(f"sigbench: {name} {kind} rate{where} not measured: {reply.get('error')}",
+                              stacklevel=2)
+        return found
 
     def run_backend_pass(self, name: str, cases: list[Case], handle: BackendHandle | None, done: int,
                          total: int) -> int:
@@ -332,8 +352,12 @@ class Run:
             processes = options.process_count()
             total = processes * len(cases)
             if options.measure_limits and any(c.workload == "sigmoid" for c in cases):
-                self.say(0, total, "measuring the copy bandwidth")
-                self.meta["bandwidth"] = self.limit("copy", infos, handles)
+                self.say(0, total, "measuring the copy bandwidth")  # out of cache, then at each array size
+                bandwidth: dict[str, Any] = dict(self.limit("copy", infos, handles))
+                started = time.monotonic()
+                bandwidth["by_size"] = self.copy_by_size(cases, infos, handles)
+                bandwidth["by_size_s"] = time.monotonic() - started
+                self.meta["bandwidth"] = bandwidth
             if options.measure_limits and any(c.workload == "train" for c in cases):
                 self.say(0, total, "measuring the GEMM rate")
                 self.meta["gemm"] = self.limit("gemm", infos, handles)

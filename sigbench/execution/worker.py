@@ -326,15 +326,16 @@ def _die_with_parent() -> None:
 
 
 def handle(worker: BackendWorker, request: dict[str, Any]) -> dict[str, Any]:
-    """One request's reply: ``limit`` (a rate of the device, sigbench.measure.limits) or ``case`` (one process's
-    part of a row)."""
+    """One request's reply: ``limit`` (a rate of the device, sigbench.measure.limits; a copy of ``nbytes`` where
+    the request gives them) or ``case`` (one process's part of a row)."""
     op = request.get("op")
     if op == "limit":
         from sigbench.measure import limits
 
         try:
-            return {"ok": True, "rate": limits.rate(worker.backend, request["kind"], request["device"],
-                                                    request["dtype"])}
+            value, best = limits.rates(worker.backend, request["kind"], request["device"], request["dtype"],
+                                       request.get("nbytes"))
+            return {"ok": True, "rate": value, "best_rate": best}
         except Exception as error:  # a backend that cannot copy or multiply does not stop the run
             return {"ok": False, "error": f"{type(error).__name__}: {error}"}
     if op == "case":

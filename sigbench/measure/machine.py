@@ -48,6 +48,66 @@ def vector_extensions() -> list[str]:
     return []
 
 
+#: Where Linux describes the caches of the first CPU: one ``index*`` folder per cache.
+SYSFS_CACHES = Path("/sys/devices/system/cpu/cpu0/cache")
+#: The caches a roofline shows: the name, its level, and the types it may have.
+CACHE_LEVELS: tuple[tuple[str, int, tuple[str, ...]], ...] = (
+    ("L1d", 1, ("Data", "Unified")), ("L2", 2, ("Unified", "Data")), ("L3", 3, ("Unified", "Data")))
+
+
+def size_bytes(text: str) -> int | None:
+    """``32K``, ``1024K``, ``32 MiB``, ``33554432`` (sysfs, ``lscpu``) as bytes; None where it is no size."""
+    text = text.strip().replace(" ", "").removesuffix("B").removesuffix("i")
+    scale = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}.get(text[-1:].upper(), 1)
+    number = text[:-1] if scale > 1 else text
+    try:
+        return int(float(number) * scale)
+    except ValueError:
+        return None
+
+
+def cache_sizes(sysfs: Path = SYSFS_CACHES) -> dict[str, int | None]:
+    """The bytes of the first CPU's L1 data, L2 and L3 caches (per core, as the first CPU sees them; an L3 is
+    often shared). From sysfs, else ``lscpu -C``; None for a level neither names."""
+    found: dict[str, int | None] = {name: None for name, _, _ in CACHE_LEVELS}
+    for index in sorted(sysfs.glob("index*")):
+        try:
+            level = int((index / "level").read_text())
+            kind = (index / "type").read_text().strip()
+            size = size_bytes((index / "size").read_text())
+        except (OSError, ValueError):
+            continue
+        for name, wanted, kinds in CACHE_LEVELS:
+            if level == wanted and kind in kinds and found[name] is None:
+                found[name] = size
+    if any(value is None for value in found.values()):
+        for name, size in lscpu_caches().items():
+            if found.get(name) is None:
+                found[name] = size
+    return found
+
+
+def lscpu_caches() -> dict[str, int | None]:
+    """``lscpu -C``'s cache sizes (ONE-SIZE: one instance) by name; empty where lscpu is missing or fails."""
+    try:
+        done = subprocess.run(["lscpu", "-C=NAME,ONE-SIZE", "-B"], capture_output=True, text=True,
+                              timeout=5, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return {}
+    return parse_lscpu_caches(done.stdout) if done.returncode == 0 else {}
+
+
+def parse_lscpu_caches(text: str) -> dict[str, int | None]:
+    """``NAME ONE-SIZE`` lines of ``lscpu -C`` (``L1d 32768``, or ``L1d 32K`` without ``-B``) as bytes by name."""
+    out: dict[str, int | None] = {}
+    names = {name for name, _, _ in CACHE_LEVELS}
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) >= 2 and parts[0] in names:
+            out[parts[0]] = size_bytes("".join(parts[1:]))
+    return out
+
+
 def available_memory_bytes() -> int | None:
     """MemAvailable from /proc/meminfo, or None where the system does not say."""
     try:
@@ -130,6 +190,7 @@ def metadata(versions: dict[str, dict[str, str]], threads: dict[str, Any], gpus:
         "platform": platform.platform(),
         "cpu": cpu_model(),
         "cpu_count": os.cpu_count(),
+        "cache_bytes": cache_sizes(),
         "numpy": np.__version__,
         "backends": versions,
         "blas": blas_info(),

@@ -17,7 +17,7 @@ from importlib import resources
 from typing import TYPE_CHECKING, Any
 
 from sigbench.report import tables
-from sigbench.report.plots import series_style
+from sigbench.report.plots import cache_marks, copy_limit_line, series_style
 
 if TYPE_CHECKING:
     import numpy as np
@@ -267,7 +267,9 @@ def _trace_style(row: pd.Series) -> tuple[dict[str, Any], dict[str, Any]]:
             {"color": colour, "symbol": _SYMBOLS.get(marker, "circle"), "size": 7})
 
 
-def _sigmoid_charts(section: tables.Section, machines: int, bandwidth: dict[str, float], figures: Figures) -> str:
+def _sigmoid_charts(section: tables.Section, machines: int, limits: dict[str, dict[str, Any]], figures: Figures) -> str:
+    """The time per call and the throughput against n; ``limits``: each machine's ``bandwidth`` and
+    ``cache_bytes`` metadata, drawn as the copy limit at each size, the out-of-cache copy and the caches."""
     times, rates = [], []
     for name, line in _series(section.group, machines):
         first = line.iloc[0]
@@ -280,22 +282,44 @@ def _sigmoid_charts(section: tables.Section, machines: int, bandwidth: dict[str,
                       "error_y": {"type": "data", "symmetric": False, "thickness": 1,
                                   "array": ((line["ci_high_s"] - line["median_s"]) * 1e6).tolist(),
                                   "arrayminus": ((line["median_s"] - line["ci_low_s"]) * 1e6).tolist()}})
-        data, template = _hover(line, name, ["gbps", "bandwidth_fraction"])
+        data, template = _hover(line, name, ["gbps", "bandwidth_fraction", "copy_gbps_at_size",
+                                             "out_of_cache_fraction"])
         rates.append({**common, "y": line["gbps"].tolist(), "customdata": data, "hovertemplate": template})
     sizes = section.group["size"].astype(int)
-    for machine, gbps in bandwidth.items():
-        if machine not in set(section.group["machine"]):
+    present = set(section.group["machine"])
+    top = float(section.group["gbps"].max()) if section.group["gbps"].notna().any() else 1.0
+    for machine, found in limits.items():
+        if machine not in present:
             continue
         where = f" on {machine}" if machines > 1 else ""
-        rates.append({"type": "scatter", "mode": "lines", "name": f"copy bandwidth{where} ({gbps:.1f} GB/s)",
-                      "meta": machine, "x": [int(sizes.min()), int(sizes.max())], "y": [gbps, gbps],
-                      "line": {"color": "black", "dash": "dash", "width": 1},
-                      "hovertemplate": f"measured copy bandwidth{where}: {gbps:.1f} GB/s<extra></extra>"})
+        bandwidth = found.get("bandwidth") or {}
+        at_n, at_gbps = copy_limit_line(bandwidth, section.dtype, set(sizes))
+        if at_n:
+            top = max(top, *at_gbps)
+            rates.append({"type": "scatter", "mode": "lines+markers", "name": f"copy bandwidth at each size{where}",
+                          "meta": machine, "x": at_n, "y": at_gbps, "line": {"color": "black", "width": 1.6},
+                          "marker": {"color": "black", "symbol": "line-ew-open", "size": 10},
+                          "hovertemplate": f"copy bandwidth{where} at n = %{{x:,}}: %{{y:.1f}} GB/s "
+                                           "(1.0 of bandwidth_fraction)<extra></extra>"})
+        gbps = bandwidth.get("copy_gbps")
+        if gbps:
+            top = max(top, float(gbps))
+            rates.append({"type": "scatter", "mode": "lines",
+                          "name": f"copy bandwidth out of cache{where} ({gbps:.1f} GB/s)",
+                          "meta": machine, "x": [int(sizes.min()), int(sizes.max())], "y": [gbps, gbps],
+                          "line": {"color": "black", "dash": "dash", "width": 1},
+                          "hovertemplate": f"copy bandwidth out of cache{where}: {gbps:.1f} GB/s<extra></extra>"})
+        for label, n in cache_marks(found.get("cache_bytes"), section.dtype):
+            rates.append({"type": "scatter", "mode": "lines+text", "name": f"{label}{where}", "meta": machine,
+                          "x": [n, n], "y": [0, top * 1.05], "text": ["", label], "textposition": "top right",
+                          "line": {"color": "grey", "dash": "dot", "width": 1},
+                          "hovertemplate": f"{label}{where}: input + output fill it at n = {n:,}<extra></extra>"})
     axis = {"type": "log", "title": {"text": "elements (n)"}, "exponentformat": "power"}
     return '<div class="charts">' + figures.add(times, {
         "title": {"text": f"{section.title}: median time per call (95% CI)"}, "xaxis": axis,
         "yaxis": {"type": "log", "title": {"text": "median time per call (µs)"}}}) + figures.add(rates, {
-        "title": {"text": "throughput against the machine's copy bandwidth"}, "xaxis": axis,
+        "title": {"text": "throughput against the copy bandwidth at each size (dotted: where in + out fill a cache)"},
+        "xaxis": axis,
         "yaxis": {"title": {"text": "GB/s read + written"}, "rangemode": "tozero"}}) + "</div>"
 
 
@@ -322,13 +346,11 @@ def run_page(documents: list[dict[str, Any]], notes: str = "") -> str:
     rows = [row for document in documents for row in document["rows"]]
     table = tables.frame(rows)
     machines = int(table["machine"].nunique())
-    bandwidth = {}
+    limits: dict[str, dict[str, Any]] = {}
     for document in documents:
-        gbps = document.get("metadata", {}).get("bandwidth", {}).get("copy_gbps")
-        hosts = {str(r.get("machine")) for r in document["rows"]}
-        for host in hosts:
-            if gbps:
-                bandwidth[host] = float(gbps)
+        meta = document.get("metadata", {})
+        for host in {str(r.get("machine")) for r in document["rows"]}:
+            limits[host] = {"bandwidth": meta.get("bandwidth") or {}, "cache_bytes": meta.get("cache_bytes")}
     figures = Figures()
     body = ["<h1>sigbench results</h1>"]
     status = ", ".join(sorted({str(d.get("status")) for d in documents}))
@@ -357,7 +379,7 @@ def run_page(documents: list[dict[str, Any]], notes: str = "") -> str:
     for section in tables.sections(table):
         body.append(f"<h2>{html.escape(section.title)}</h2>")
         if section.workload == "sigmoid" and not section.group[section.group["status"] == "ok"].empty:
-            body.append(_sigmoid_charts(section, machines, bandwidth, figures))
+            body.append(_sigmoid_charts(section, machines, limits, figures))
         elif section.workload == "train" and not section.group[section.group["status"] == "ok"].empty:
             body.append(_train_chart(section, machines, figures))
         body.extend(f'<div class="scroll">{table_html(part)}</div>' for part in section.tables)

@@ -63,7 +63,7 @@ def line_style(backend: str, variant: str, machine_index: int = 0) -> dict[str, 
 
 def _sigmoid_plot(path: Path, group: Any, dtype: str, device: str, meta: dict[str, Any] | None) -> Path:
     plt = pyplot()
-    fig, (ax_time, ax_rate) = plt.subplots(1, 2, figsize=(14, 5.6))
+    fig, (ax_time, ax_rate) = plt.subplots(1, 2, figsize=(16, 5.8))
     machines = list(dict.fromkeys(group["machine"])) if "machine" in group else [None]
     for label, line in group.groupby("label", sort=False):
         line = line.sort_values("size")
@@ -71,21 +71,56 @@ def _sigmoid_plot(path: Path, group: Any, dtype: str, device: str, meta: dict[st
         style = line_style(first["backend"], first["variant"], machines.index(first.get("machine")))
         ax_time.plot(line["size"], line["median_s"] * 1e6, label=label, **style)
         ax_rate.plot(line["size"], line["gbps"], label=label, **style)
-    bandwidth = (meta or {}).get("bandwidth", {}).get("copy_gbps")
-    if bandwidth:
-        ax_rate.axhline(bandwidth, color="black", linestyle="--", linewidth=1,
-                        label=f"measured copy bandwidth ({bandwidth:.1f} GB/s)")
+    bandwidth = (meta or {}).get("bandwidth", {})
+    sizes, limit_gbps = copy_limit_line(bandwidth, dtype, set(group["size"].astype(int)))
+    if sizes:
+        ax_rate.plot(sizes, limit_gbps, color="black", linestyle="-", linewidth=1.6, marker="_",
+                     label="copy bandwidth at each size (1.0 of bandwidth_fraction)")
+    if bandwidth.get("copy_gbps"):
+        ax_rate.axhline(bandwidth["copy_gbps"], color="black", linestyle="--", linewidth=1,
+                        label=f"copy bandwidth out of cache ({bandwidth['copy_gbps']:.1f} GB/s)")
+    for label, n in cache_marks((meta or {}).get("cache_bytes"), dtype):
+        for ax in (ax_time, ax_rate):
+            ax.axvline(n, color="grey", linestyle=":", linewidth=1)
+            ax.annotate(label, (n, 0.5), xycoords=("data", "axes fraction"), xytext=(-2, 0),
+                        textcoords="offset points", fontsize=7, color="dimgrey", rotation=90, ha="right",
+                        va="center")
     ax_time.set(xscale="log", yscale="log", xlabel="elements (n)", ylabel="median time per call (µs)",
                 title=f"sigmoid, {dtype}, {device}: time per call")
     ax_rate.set(xscale="log", xlabel="elements (n)", ylabel="throughput (GB/s read + written)",
-                title="throughput against the machine's copy bandwidth")
+                title="throughput against the copy bandwidth at each size")
     for ax in (ax_time, ax_rate):
         ax.grid(True, which="both", alpha=0.3)
-    ax_rate.legend(fontsize=7, loc="upper left", ncol=2 if group["label"].nunique() > 8 else 1)
-    fig.tight_layout()
+    ax_rate.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
+    fig.text(0.01, 0.01, "dotted: the n at which a call's input and output together fill each cache level",
+             fontsize=8, color="dimgrey")
+    fig.tight_layout(rect=(0, 0.03, 1, 1))
     save_figure(fig, path, dpi=110)
     plt.close(fig)
     return path
+
+
+def cache_marks(cache_bytes: dict[str, int | None] | None, dtype: str) -> list[tuple[str, int]]:
+    """Where each cache level falls on a sigmoid plot's n axis: ``(label, n)`` at the n whose input and output
+    together fill the cache (``2 × n × itemsize`` bytes, a call's working set), beyond which the curves fall
+    off. Levels of unknown size are left out."""
+    from sigbench.core.workloads import numpy_dtype
+    from sigbench.report.tables import format_bytes
+
+    itemsize = numpy_dtype(dtype).itemsize
+    return [(f"{name} {format_bytes(size)}", max(1, size // (2 * itemsize)))
+            for name, size in (cache_bytes or {}).items() if size]
+
+
+def copy_limit_line(bandwidth: dict[str, Any], dtype: str, sizes: set[int]) -> tuple[list[int], list[float]]:
+    """The per-size copy limits (``bandwidth["by_size"]``) as points on a sigmoid plot's n axis: the n of each
+    array among ``sizes``, and its limit in GB/s."""
+    from sigbench.measure.limits import array_bytes, copy_bytes
+
+    by_size = bandwidth.get("by_size") or {}
+    points = [(n, by_size[str(copy_bytes(array_bytes(n, dtype)))]["copy_gbps"]) for n in sorted(sizes)
+              if str(copy_bytes(array_bytes(n, dtype))) in by_size]
+    return [n for n, _ in points], [gbps for _, gbps in points]
 
 
 def _train_plot(path: Path, group: Any, dtype: str, device: str) -> Path:

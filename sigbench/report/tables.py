@@ -222,6 +222,14 @@ def _time_cell(row: pd.Series, base: pd.Series | None) -> str:
     return text
 
 
+def format_bytes(nbytes: float) -> str:
+    """Bytes in binary units, as caches are sized: ``32 KiB``, ``1 MiB``, ``1.5 GiB``."""
+    for unit, scale in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if nbytes >= scale:
+            return f"{nbytes / scale:.3g} {unit}"
+    return f"{int(nbytes)} B"
+
+
 def _fixed(column: str, digits: str) -> Any:
     """A cell showing ``row[column]`` with a format, or '-' where it is missing."""
     return lambda row, base: "-" if _number(row[column]) is None else format(row[column], digits)
@@ -271,9 +279,15 @@ def sections(table: pd.DataFrame) -> list[Section]:
         found = [_pivot(group, machines, "Median time per call (speedup over {baseline}); "
                         "✗ failed its numerics check, ~ unstable.", _time_cell, lambda r: r["median_s"])]
         if workload == "sigmoid" and group["bandwidth_fraction"].notna().any():
-            found.append(_pivot(group, machines, "Fraction of the measured copy bandwidth reached "
-                                "(1.0 = the machine's limit):", _fixed("bandwidth_fraction", ".2f"),
-                                lambda r: r["bandwidth_fraction"]))
+            found.append(_pivot(group, machines, "Fraction of the copy bandwidth at each row's own array size "
+                                "reached (`bandwidth_fraction`: throughput over the best copy of n × itemsize "
+                                "bytes, in cache where the array fits; 1.0 = the limit at that size):",
+                                _fixed("bandwidth_fraction", ".2f"), lambda r: r["bandwidth_fraction"]))
+        if workload == "sigmoid" and group["out_of_cache_fraction"].notna().any():
+            found.append(_pivot(group, machines, "Fraction of the copy bandwidth out of cache "
+                                "(`out_of_cache_fraction`: throughput over one copy far larger than the caches; "
+                                "above 1.0 where the array fits in a cache):",
+                                _fixed("out_of_cache_fraction", ".2f"), lambda r: r["out_of_cache_fraction"]))
         if workload == "sigmoid" and group["size"].nunique() > 1:
             peak = half_peak(group, machines)
             if peak is not None:
@@ -313,11 +327,19 @@ def environment(documents: list[dict[str, Any]]) -> list[str]:
                      f"logical CPUs; Python {meta.get('python', '?')}")
         versions = ", ".join(f"{k} {v}" for versions in meta.get("backends", {}).values() for k, v in versions.items())
         lines.append(f"  - versions: sigbench {document.get('sigbench_version', '?')}, {versions}")
+        caches = {name: size for name, size in (meta.get("cache_bytes") or {}).items() if size}
+        if caches:
+            lines.append("  - caches (per core as CPU 0 sees them): "
+                         + ", ".join(f"{name} {format_bytes(size)}" for name, size in caches.items()))
         if meta.get("bandwidth"):
             bw = meta["bandwidth"]
-            lines.append("  - copy bandwidth (bytes read + written): " + ", ".join(
+            lines.append("  - copy bandwidth out of cache (bytes read + written): " + ", ".join(
                 f"{k.removeprefix('copy_gbps_')} {v:.1f} GB/s" for k, v in bw.items() if k.startswith("copy_gbps_"))
-                + f"; limit used: {bw.get('copy_gbps', 0):.1f} GB/s")
+                + f"; `out_of_cache_fraction` uses: {bw.get('copy_gbps', 0):.1f} GB/s")
+            if bw.get("by_size"):
+                lines.append("  - copy bandwidth at each array size, the best of the backends (`bandwidth_fraction` "
+                             "uses it): " + ", ".join(f"{format_bytes(int(nbytes))} {entry['copy_gbps']:.1f} GB/s"
+                                                      for nbytes, entry in bw["by_size"].items()))
         if meta.get("gemm"):
             gemm = meta["gemm"]
             lines.append("  - GEMM rate (square matmul, the training rows' dtype): " + ", ".join(

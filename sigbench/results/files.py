@@ -161,5 +161,17 @@ def load(path: Path) -> dict[str, Any]:
     if "rows" not in document or "schema_version" not in document:
         raise ResultsFileError(path, "not a sigbench results file (no schema_version and rows)")
     check_results(document, path)
+    upgrade_bandwidth_fraction(document["rows"])
     document["path"] = str(path)
     return document
+
+
+def upgrade_bandwidth_fraction(rows: list[dict[str, Any]]) -> None:
+    """Rows written before the per-size copy limit (no ``copy_gbps_at_size``) had the fraction of the out-of-cache
+    copy bandwidth as ``bandwidth_fraction``: move it to ``out_of_cache_fraction``, where it belongs, and leave
+    ``bandwidth_fraction`` empty, so that a report merging old and new files never sets one figure beside the
+    other under one name."""
+    for row in rows:
+        if row.get("workload") == "sigmoid" and "bandwidth_fraction" in row and "copy_gbps_at_size" not in row:
+            row["out_of_cache_fraction"] = row["bandwidth_fraction"]
+            row["bandwidth_fraction"] = None

@@ -121,7 +121,7 @@ def test_merged_report_lets_the_reader_pick_the_machine():
     page = html.run_page([_document("alpha"), _document("beta", scale=2.0)])
     assert '<select id="machine">' in page
     assert '<option value="alpha">alpha</option>' in page and '<option value="beta">beta</option>' in page
-    assert 'data-machine="beta"' in page and "copy bandwidth on beta (10.0 GB/s)" in page
+    assert 'data-machine="beta"' in page and "copy bandwidth out of cache on beta (10.0 GB/s)" in page
     single = html.run_page([_document("alpha")])
     assert '<select id="machine">' not in single and 'data-machine="' not in single
 
@@ -279,8 +279,12 @@ def test_run_page_in_a_browser(browser, tmp_path, capsys):
     charts = _drawn(page)
     sigmoid = set(ok[ok["workload"] == "sigmoid"].apply(lambda r: f"{r['backend']}/{r['variant']}", axis=1))
     train = set(ok[ok["workload"] == "train"].apply(lambda r: f"{r['backend']}/{r['variant']}", axis=1))
-    # time, throughput (plus the copy-bandwidth line), training step
-    assert [len(c["names"]) for c in charts] == [len(sigmoid), len(sigmoid) + 1, len(train)]
+    # time, throughput (plus the copy at each size, the copy out of cache and a line per known cache), training step
+    meta = json.loads((out / "results.json").read_text())["metadata"]
+    caches = sum(1 for size in meta["cache_bytes"].values() if size)
+    assert [len(c["names"]) for c in charts] == [len(sigmoid), len(sigmoid) + 2 + caches, len(train)]
+    for level, size in meta["cache_bytes"].items():
+        assert not size or any(name.startswith(f"{level} ") for name in charts[1]["names"]), (level, charts[1])
     assert set(charts[0]["names"]) == sigmoid and set(charts[2]["names"]) == train
     for chart in charts:
         assert chart["drawn"] == chart["data"] == chart["series"] > 0, chart
