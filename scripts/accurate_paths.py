@@ -7,7 +7,8 @@ pinned to ``threads`` cores before any framework starts (``sigbench.execution.wo
 ``sigbench run`` does). The workers stay up; each round the parent asks each of them, in a shuffled order, for one
 measurement of every case, so drift of the shared machine spreads over all of them. In a worker a case times
 ``fast`` and ``accurate`` of one backend alternately (the fastest of a few calls each) and keeps their ratio;
-the report gives medians over rounds of those per-round values. Writes ``results.json`` and ``results.md``.
+the report gives medians over rounds of those per-round values. Writes ``paths.json`` and ``paths.md`` (not
+a sigbench results file).
 
     python scripts/accurate_paths.py --out reports/accurate-cpu/paths --rounds 9
 """
@@ -158,8 +159,8 @@ def main() -> None:
     print(text)
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)
-        (args.out / "results.json").write_text(json.dumps({"about": meta, "rows": rows}, indent=1) + "\n")
-        (args.out / "results.md").write_text(text)
+        (args.out / "paths.json").write_text(json.dumps({"about": meta, "rows": rows}, indent=1) + "\n")
+        (args.out / "paths.md").write_text(text)
 
 
 if __name__ == "__main__":

@@ -5,8 +5,8 @@ Standalone (run it from the repository with sigbench installed): each round time
 order shuffled per round, the copy (``NumpyBackend.copy_fn`` of 2^27 bytes, as ``sigbench.limits`` measures
 it), the sigmoid as it was before (four ufunc passes over each thread's whole chunk, ``np.reciprocal``) and as
 it is (``NumpyBackend``'s ``fast``: the same passes block by block). Each value is a median over rounds of
-per-round values, so drift of the shared machine hits both sides alike. Writes ``results.json`` and
-``results.md`` into --out.
+per-round values, so drift of the shared machine hits both sides alike. Writes ``blocking.json`` and
+``blocking.md`` into --out (not a sigbench results file).
 
     python scripts/fast_blocking.py --out reports/fast-blocking --rounds 15
 """
@@ -122,7 +122,7 @@ def main() -> None:
              "rounds": args.rounds, "copy_bytes": COPY_BYTES,
              "load_average_before_after": [load_before, os.getloadavg()]}
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "results.json").write_text(json.dumps({"about": about, "rows": rows}, indent=1) + "\n")
+    (args.out / "blocking.json").write_text(json.dumps({"about": about, "rows": rows}, indent=1) + "\n")
     lines = ["# NumPy `fast`: cache blocking, before and after", "",
              f"CPU: {about['cpu']['model']} (family {about['cpu']['family']} model {about['cpu']['cpu_model']}), "
              f"{about['cpu']['cpus']} vCPUs; L2 {about['cpu']['l2']}; NumPy {np.__version__}; block "
@@ -136,7 +136,7 @@ def main() -> None:
         lines.append(f"| {row['threads']} | 2^{row['n'].bit_length() - 1} | {row['copy_gbps']:.1f} | "
                      f"{row['before_s'] * 1e3:.3f} | {row['after_s'] * 1e3:.3f} | {row['before_fraction']:.2f} | "
                      f"**{row['after_fraction']:.2f}** | {row['speedup']:.2f}x |")
-    (args.out / "results.md").write_text("\n".join(lines) + "\n")
+    (args.out / "blocking.md").write_text("\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":
