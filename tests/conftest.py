@@ -185,3 +185,26 @@ def seeded_run(tmp_path_factory: pytest.TempPathFactory) -> SeededRun:
     *printed, last = done.stdout.rstrip("\n").split("\n")
     assert last.startswith("heavy:"), done.stdout + done.stderr
     return SeededRun(done.returncode, out, "\n".join(printed), [m for m in last[len("heavy:"):].split(",") if m])
+
+
+def hardest_float32(start_bits: int, count: int = 40) -> np.ndarray:
+    """Of 2^18 consecutive float32 inputs, those whose sigmoid lies closest to a float32 rounding midpoint (the
+    accurate sigmoids' hardest inputs: tests/backends holds every kernel path and backend to them)."""
+    from sigbench.core import reference
+
+    x = np.arange(start_bits, start_bits + (1 << 18), dtype=np.uint32).view(np.float32)
+    exact = reference.sigmoid(x.astype(np.float64))
+    guess = exact.astype(np.float32).astype(np.float64)
+    half = np.spacing(exact.astype(np.float32)).astype(np.float64) / 2
+    margin = np.abs(np.abs(exact - guess) - half) / np.spacing(exact)
+    return x[np.argsort(margin)[:count]]
+
+
+def mp_round(x: float, bits: int) -> float:
+    """The sigmoid rounded to ``bits`` of precision by mpmath itself (valid for normal results)."""
+    import mpmath
+
+    with mpmath.workprec(200):
+        value = 1 / (1 + mpmath.exp(-mpmath.mpf(x)))
+    with mpmath.workprec(bits):
+        return float(+value)

@@ -1,20 +1,11 @@
 import math
 
-import mpmath
 import numpy as np
 import pytest
 
-from conftest import BACKENDS, run_sigmoid
+from conftest import BACKENDS, mp_round, run_sigmoid
 from sigbench.accuracy_sweep import ulp as accuracy
 from sigbench.cli import main
-
-
-def _mp_round(x: float, bits: int) -> float:
-    """The sigmoid rounded to ``bits`` of precision by mpmath itself (valid for normal results)."""
-    with mpmath.workprec(200):
-        value = 1 / (1 + mpmath.exp(-mpmath.mpf(x)))
-    with mpmath.workprec(bits):
-        return float(+value)
 
 
 def test_reference_matches_mpmath_rounding_float32():
@@ -22,7 +13,7 @@ def test_reference_matches_mpmath_rounding_float32():
     x = (rng.standard_normal(3000) * 20).astype(np.float32)
     want, _ = accuracy.correctly_rounded(x)
     for value, got in zip(x.tolist(), want.tolist()):
-        assert got == _mp_round(value, 24), value
+        assert got == mp_round(value, 24), value
 
 
 def test_reference_matches_mpmath_over_every_float16_with_a_normal_result():
@@ -30,7 +21,7 @@ def test_reference_matches_mpmath_over_every_float16_with_a_normal_result():
     want, _ = accuracy.correctly_rounded(x)
     finite = np.isfinite(x) & (want.astype(np.float64) >= np.finfo(np.float16).tiny)
     for value, got in zip(x[finite].astype(np.float64).tolist(), want[finite].astype(np.float64).tolist()):
-        assert got == _mp_round(value, 11), value
+        assert got == mp_round(value, 11), value
 
 
 def test_reference_on_its_hardest_float32_cases():
@@ -46,7 +37,7 @@ def test_reference_on_its_hardest_float32_cases():
     want, decided = accuracy.correctly_rounded(x[hardest])
     assert margin[hardest[0]] < 1000  # they really are hard: within a thousand float64 ULPs of a midpoint
     for value, got in zip(x[hardest].tolist(), want.tolist()):
-        assert got == _mp_round(value, 24), value
+        assert got == mp_round(value, 24), value
 
 
 def test_measure_errors_counts_each_kind_of_fault():

@@ -14,9 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import need
+from conftest import hardest_float32, need
 from sigbench.accuracy_sweep import ulp as accuracy
-from sigbench.core import reference
 
 SCRIPT = Path(__file__).parents[2] / "scripts" / "kernel_paths_exhaustive.py"
 #: Every STRIDE-th float32 bit pattern (about a million, all exponents and signs): the quick sweep.
@@ -34,20 +33,10 @@ def _needs_kernel(language: str = "c") -> None:
 _NEAR_ZERO_TIES = np.float32([3 * 2.0**-23, 7 * 2.0**-23, -3 * 2.0**-24, -7 * 2.0**-24, -11 * 2.0**-24])
 
 
-def _hardest_float32(start_bits: int, count: int) -> np.ndarray:
-    """Of 2^18 consecutive float32 inputs, those whose sigmoid lies closest to a float32 rounding midpoint (as in
-    test_numerics; kept here so that this folder stands alone)."""
-    x = np.arange(start_bits, start_bits + (1 << 18), dtype=np.uint32).view(np.float32)
-    exact = reference.sigmoid(x.astype(np.float64))
-    guess = exact.astype(np.float32).astype(np.float64)
-    half = np.spacing(exact.astype(np.float32)).astype(np.float64) / 2
-    margin = np.abs(np.abs(exact - guess) - half) / np.spacing(exact)
-    return x[np.argsort(margin)[:count]]
-
 
 def _hard_cases() -> np.ndarray:
     """Inputs nearest a float32 rounding midpoint (the exact path's work), the ties near 0, the edges."""
-    return np.concatenate([_hardest_float32(start, 40) for start in (0x3F000000, 0x40A00000, 0xC0A00000,
+    return np.concatenate([hardest_float32(start, 40) for start in (0x3F000000, 0x40A00000, 0xC0A00000,
                                                                      0x41500000, 0xC1800000, 0xC2A00000)]
                           + [_NEAR_ZERO_TIES, accuracy.special_inputs("float32").astype(np.float32),
                              np.float32([np.nan, np.inf, -np.inf, -0.0, 0.0, -95.0, -103.0, 110.0, -110.0, 1e-45])])

@@ -5,13 +5,11 @@ import math
 import mpmath
 import numpy as np
 import pytest
-from test_accuracy import _mp_round
 
-from conftest import BACKENDS, need, run_sigmoid
+from conftest import BACKENDS, hardest_float32, mp_round, need, run_sigmoid
 from sigbench.accuracy_sweep import loss
 from sigbench.accuracy_sweep import ulp as accuracy
 from sigbench.cli import main
-from sigbench.core import reference
 
 
 def _mp_grad(x: float) -> float:
@@ -26,23 +24,14 @@ def _mp_bce(z: float, y: int) -> tuple[float, float]:
         return float(mpmath.log1p(mpmath.exp(-m if y else m))), float(1 / (1 + mpmath.exp(-m)) - y)
 
 
-def _hardest_float32(start_bits: int, count: int = 40) -> np.ndarray:
-    """Of 2^18 consecutive float32 inputs, those whose sigmoid lies closest to a float32 rounding midpoint."""
-    x = np.arange(start_bits, start_bits + (1 << 18), dtype=np.uint32).view(np.float32)
-    exact = reference.sigmoid(x.astype(np.float64))
-    guess = exact.astype(np.float32).astype(np.float64)
-    half = np.spacing(exact.astype(np.float32)).astype(np.float64) / 2
-    margin = np.abs(np.abs(exact - guess) - half) / np.spacing(exact)
-    return x[np.argsort(margin)[:count]]
-
 
 @pytest.mark.parametrize("start_bits", [0x3F000000, 0x40A00000, 0xC0A00000, 0x41500000, 0xC1800000, 0xC2A00000])
 def test_accurate_is_correctly_rounded_nearest_the_midpoints(backend, start_bits):
     """Inputs from 0.5, 5, -5, 13, -16 and -80 on: the fast paths' error bounds are tested where they matter."""
-    x = _hardest_float32(start_bits)
+    x = hardest_float32(start_bits)
     got = run_sigmoid(backend, "accurate", x)
     for value, g in zip(x.tolist(), got.tolist()):
-        assert g == _mp_round(value, 24), value
+        assert g == mp_round(value, 24), value
 
 
 def test_accurate_float32_agrees_with_the_reference_on_a_large_sample(backend):
@@ -58,7 +47,7 @@ def test_accurate_float32_agrees_with_the_reference_on_a_large_sample(backend):
 def test_accurate_float32_redoes_hard_inputs_anywhere(backend, size):
     """The hardest inputs, NaN and infinities at the start, in the middle and in a last partial block, whatever
     the size against the backends' blocks (NumPy 4096, JAX 1024, PyTorch 31744): each lands in its place."""
-    hard = np.concatenate([_hardest_float32(0x40A00000, 20), _hardest_float32(0xC1800000, 20),
+    hard = np.concatenate([hardest_float32(0x40A00000, 20), hardest_float32(0xC1800000, 20),
                            np.array([np.nan, np.inf, -np.inf, 0.0], np.float32)])
     x = accuracy.sample_inputs("float32", size, seed=7)
     for at in (0, size // 2, size - hard.size):
@@ -102,7 +91,7 @@ def test_ziv_fast_path_keeps_its_error_bound(fast_path):
     starts = [0x3F000000, 0x40A00000, 0xC0A00000, 0x41500000, 0xC1800000, 0xC2A00000]
     widest_r = ((np.arange(-150, 20) + 0.5) * math.log(2)).astype(np.float32)  # |r| near ln 2 / 2
     every_r = np.linspace(-0.3465, 0.3465, 2001).astype(np.float32)  # k = 0: r = -x
-    x = np.concatenate([_hardest_float32(start, 100) for start in starts] + [widest_r, every_r]
+    x = np.concatenate([hardest_float32(start, 100) for start in starts] + [widest_r, every_r]
                        + [accuracy.sample_inputs("float32", 1000, seed=11)])
     x = x[np.isfinite(x) & (np.abs(x) < ziv.CLAMP)]
     wide, hard = fast_path(x)
@@ -141,7 +130,7 @@ def test_native_kernel_redoes_exactly_the_flagged_inputs_on_every_thread_count()
     flushes them (XLA's threads do)."""
     from sigbench_backends import native
 
-    x = np.concatenate([_hardest_float32(0x40A00000, 50), _hardest_float32(0xC1800000, 50),
+    x = np.concatenate([hardest_float32(0x40A00000, 50), hardest_float32(0xC1800000, 50),
                         accuracy.sample_inputs("float32", 70001, seed=13),
                         np.array([np.nan, -95.0, -103.0], np.float32)])
     _, flags = _native_fast_path(x)
@@ -180,7 +169,7 @@ def test_native_kernel_breaks_the_ties_near_zero():
     want, _ = accuracy.correctly_rounded(x)
     assert (out == want).all(), x[out != want]
     for value in _NEAR_ZERO_TIES.tolist():  # the five, against mpmath itself
-        assert out[x == value][0] == _mp_round(value, 24), value
+        assert out[x == value][0] == mp_round(value, 24), value
 
 
 #: The 68 float32 inputs (bit patterns) whose sigmoid in float64, rounded once, is 1 ULP off (a sweep of all
@@ -210,7 +199,7 @@ def test_numpy_accurate_decides_the_inputs_float64_misrounds(monkeypatch, path):
     if not numpy_backend._LONG_DOUBLE_EXACT:
         pytest.skip("NumPy's long double is float64 here: the exact path is the float64 form")
     x = np.concatenate([_FLOAT64_MISROUNDED, _NEAR_ZERO_TIES])
-    want = np.float32([_mp_round(value, 24) for value in x.tolist()])
+    want = np.float32([mp_round(value, 24) for value in x.tolist()])
     assert (numpy_backend.sigmoid_accurate(x) != want).sum() >= len(_FLOAT64_MISROUNDED)  # they are hard
     if path == "exact":
         got = numpy_backend.sigmoid_exact_float32(x)
@@ -239,7 +228,7 @@ def test_native_kernel_plain_loop_matches_the_avx2_one(tmp_path, monkeypatch):
     if cc is None or platform.machine().lower() not in ("x86_64", "amd64"):
         pytest.skip("needs a C compiler on x86-64")
     monkeypatch.setenv("SIGBENCH_CACHE_DIR", str(tmp_path))
-    x = np.concatenate([_hardest_float32(0x40A00000, 50), _hardest_float32(0xC1800000, 50), _NEAR_ZERO_TIES,
+    x = np.concatenate([hardest_float32(0x40A00000, 50), hardest_float32(0xC1800000, 50), _NEAR_ZERO_TIES,
                         accuracy.sample_inputs("float32", 70001, seed=17),
                         np.array([np.nan, np.inf, -np.inf, -95.0, -103.0], np.float32)])
     want, _ = accuracy.correctly_rounded(x)
@@ -321,10 +310,10 @@ def test_accurate_without_a_compiler_takes_the_framework_path(backend, monkeypat
         pytest.skip("NumPy's accurate does not use the native kernel")
     monkeypatch.setattr(native, "compiler", lambda language="c": None)
     assert backend.versions()["accurate kernel"].startswith("missing")
-    x = _hardest_float32(start_bits)
+    x = hardest_float32(start_bits)
     got = run_sigmoid(backend, "accurate", x)
     for value, g in zip(x.tolist(), got.tolist()):
-        assert g == _mp_round(value, 24) or (backend.name == "jax" and value < -87.3 and g == 0.0), value
+        assert g == mp_round(value, 24) or (backend.name == "jax" and value < -87.3 and g == 0.0), value
 
 
 @pytest.mark.backend("numpy")
@@ -338,9 +327,9 @@ def test_numpy_accurate_without_numba_is_correctly_rounded_nearest_the_midpoints
     assert numpy_backend.NumpyBackend().versions()["numba"].startswith("missing")  # what `sigbench info` shows
     fn = numpy_backend.NumpyBackend().sigmoid("accurate", "float32", "cpu")
     assert not isinstance(fn, numpy_backend.NumbaAccurateSigmoid)
-    x = _hardest_float32(start_bits)
+    x = hardest_float32(start_bits)
     for value, got in zip(x.tolist(), fn(x).tolist()):
-        assert got == _mp_round(value, 24), value
+        assert got == mp_round(value, 24), value
 
 
 def test_accurate_bfloat16_over_every_input(backend):
