@@ -1,4 +1,5 @@
-"""The machine's limits, measured once per run: copy bandwidth (for the sigmoid) and GEMM rate (for training).
+"""The machine's limits, measured once per run: copy bandwidth (for the sigmoid) and GEMM rate (for training),
+and for each training shape the copy bandwidth at the bytes its step moves (its roofline floor).
 
 Each backend offers a large copy (``copy_fn``) and a large matmul (``matmul_fn``); each backend's worker
 times its own (``rate``), and the best rate any of them reaches on the run's device is the limit rows are
@@ -56,3 +57,35 @@ def floor_columns(flops: float, median_s: float, gemm: dict[str, float] | None) 
         return {"floor_s": None, "floor_fraction": None}
     floor_s = flops / (gflops * 1e9)
     return {"floor_s": floor_s, "floor_fraction": floor_s / median_s if median_s > 0 else None}
+
+
+#: The run's metadata section holding, per training shape's byte count, the copy bandwidth at that size.
+TRAIN_BANDWIDTH = "train_bandwidth"
+
+
+def copy_rate_at(backend: Any, device: str, nbytes: int) -> float:
+    """GB/s (bytes read plus written) of a copy moving ``nbytes`` in all: half of them copied into the other half.
+
+    The bandwidth a step moving that many bytes can hope for: from the caches where they fit, from memory
+    where not. At a few hundred KiB the copy's own call costs show too, so this is the rate through the
+    frameworks' copies, not the caches' peak.
+    """
+    half = max(4096, nbytes // 2 // 4096 * 4096)
+    call = backend.copy_fn(device, half)
+    median_s = measure(call, lambda: backend.synchronize(device), PRESETS["quick"]).stats.median_s
+    return 2.0 * half / median_s / 1e9
+
+
+def roofline_columns(flops: float, nbytes: float, median_s: float, gemm: dict[str, float] | None,
+                     copy_gbps: float | None) -> dict[str, float | None]:
+    """The roofline floor of a training row: ``floor_flops_s`` (the FLOPs at the best GEMM rate),
+    ``floor_bytes_s`` (the bytes at the copy bandwidth for that many bytes), ``floor_s`` (the larger: the
+    bound that applies) and ``floor_fraction`` (``floor_s`` over the step's time). A term not measured is
+    None, and the floor is the other term alone."""
+    gflops = (gemm or {}).get("gemm_gflops")
+    flops_s = flops / (gflops * 1e9) if gflops else None
+    bytes_s = nbytes / (copy_gbps * 1e9) if copy_gbps else None
+    terms = [t for t in (flops_s, bytes_s) if t is not None]
+    floor_s = max(terms) if terms else None
+    fraction = floor_s / median_s if floor_s is not None and median_s > 0 else None
+    return {"floor_s": floor_s, "floor_fraction": fraction, "floor_flops_s": flops_s, "floor_bytes_s": bytes_s}
