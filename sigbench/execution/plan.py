@@ -28,6 +28,10 @@ DEFAULT_BATCHES: tuple[int, ...] = (32, 256, 1024, 4096)
 DEFAULT_HIDDENS: tuple[int, ...] = (128, 1024)
 #: (min, max) seconds of sampling for each of the sweep's extra shapes.
 SWEEP_TIMER_S = (0.01, 0.04)
+#: Training variants the default sweep measures at the default shape only: PyTorch's eager, foreach and fused
+#: differ from ``manual`` by how autograd and Adam dispatch per tensor, a per-call cost that the default shape
+#: shows and large shapes hide. ``--batch`` / ``--hidden`` run them at any shape.
+SWEEP_DEFAULT_SHAPE_ONLY: tuple[str, ...] = ("eager", "foreach", "fused")
 #: Worker processes per case for each preset: each is one draw of the machine's state.
 PROCESSES: dict[str, int] = {"quick": 1, "default": 3, "rigorous": 5}
 #: Seconds after which a case is killed with its worker; no normal case comes near it (the slowest, a
@@ -231,7 +235,11 @@ def plan(options: RunOptions, infos: dict[str, BackendInfo]) -> tuple[list[Case]
                 for size, hidden in shapes:
                     case = Case(workload, name, variant, options.device, options.dtype, size, hidden,
                                 backend_device=device or options.device)
-                    if reason:
+                    if not reason and variant in SWEEP_DEFAULT_SHAPE_ONLY and sweep_extra(case, options):
+                        skipped.append({**case.key(), "status": "skipped", "message": (
+                            "the default sweep runs it at batch 32, hidden 128 only; --batch/--hidden run it "
+                            "at any shape")})
+                    elif reason:
                         skipped.append({**case.key(), "status": "skipped", "message": reason})
                     else:
                         cases.append(case)

@@ -49,16 +49,6 @@ def best(found: dict[str, float], kind: str) -> dict[str, float]:
     return out
 
 
-def floor_columns(flops: float, median_s: float, gemm: dict[str, float] | None) -> dict[str, float | None]:
-    """``floor_s``: the step's FLOPs at the best GEMM rate; ``floor_fraction``: that over the step's time
-    (1.0 would be a step running entirely at GEMM speed). None for both when no rate was measured."""
-    gflops = (gemm or {}).get("gemm_gflops")
-    if not gflops:
-        return {"floor_s": None, "floor_fraction": None}
-    floor_s = flops / (gflops * 1e9)
-    return {"floor_s": floor_s, "floor_fraction": floor_s / median_s if median_s > 0 else None}
-
-
 #: The run's metadata section holding, per training shape's byte count, the copy bandwidth at that size.
 TRAIN_BANDWIDTH = "train_bandwidth"
 
