@@ -26,7 +26,7 @@ DEVICES: tuple[str, ...] = ("cpu", "cuda", "gpu")
 #: sweep adds seconds to a default run, not minutes.
 DEFAULT_BATCHES: tuple[int, ...] = (32, 256, 1024, 4096)
 DEFAULT_HIDDENS: tuple[int, ...] = (128, 1024)
-#: (min, max) seconds of sampling for each of the sweep's extra shapes.
+#: (min, max) seconds of sampling for each of the sweep's extra shapes (the timer stops at the max with 3 samples).
 SWEEP_TIMER_S = (0.01, 0.04)
 #: Training variants the default sweep measures at the default shape only: PyTorch's eager, foreach and fused
 #: differ from ``manual`` by how autograd and Adam dispatch per tensor, a per-call cost that the default shape

@@ -32,8 +32,9 @@ from sigbench.measure.timing import TimerConfig, measure
 #: Steps of the training check inside ``run`` (``sigbench check`` chooses its own), at most; fewer for large steps.
 RUN_TRAIN_CHECK_STEPS = 10
 #: FLOPs of float32 steps the check may take in all: each step is also taken in float64, with its rounding
-#: bound, about five times the work, so a batch-4096, hidden-1024 step (1.1 GFLOP) is checked on 2 steps.
-RUN_TRAIN_CHECK_FLOPS = 2e9
+#: bound, about five times the work, so steps of 0.25 GFLOP and more (batch 1,024, hidden 1,024) are checked
+#: on 2 steps, the default step (1.2 MFLOP) on 10.
+RUN_TRAIN_CHECK_FLOPS = 5e8
 
 
 def run_train_check_steps(config: TrainConfig) -> int:
