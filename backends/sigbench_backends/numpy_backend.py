@@ -670,6 +670,8 @@ class FusedReferenceSession(NumpyTrainSession):
             self._kernel = train_numba.step_parallel
         width = config.hidden + config.outputs * config.hidden + config.outputs + 1
         self._partial = np.empty((chunks, width), self._flat_params.dtype)  # per chunk: gb1, gw2, gb2, loss
+        self._threads = threads
+        self._blas_limited = False
 
     def step(self) -> Any:
         c = self._config
@@ -677,4 +679,9 @@ class FusedReferenceSession(NumpyTrainSession):
         loss = self._kernel(self._x, self._y, self._flat_params, self._flat_grads, self._opt.mu, self._opt.nu,
                             self._hidden, self._partial, count, c.lr, c.beta1, c.beta2, c.eps)
         self._opt = AdamState(count, self._opt.mu, self._opt.nu)
+        if not self._blas_limited:  # numba's matmuls load SciPy's BLAS at the first call: hold it to the threads
+            from threadpoolctl import threadpool_limits
+
+            threadpool_limits(limits=self._threads)
+            self._blas_limited = True
         return loss
