@@ -47,7 +47,8 @@ def write_all(directory: Path, rows: list[dict[str, Any]], meta: dict[str, Any] 
 _BACKEND_COLOURS = {"numpy": "#1f77b4", "torch": "#d62728", "jax": "#2ca02c"}
 _OTHER_COLOURS = ("#9467bd", "#8c564b", "#bcbd22", "#17becf", "#7f7f7f", "#e377c2")
 _VARIANT_STYLES = {"naive": ("-", "o"), "stable": ("--", "s"), "builtin": (":", "^"), "fast": ("-", "D"),
-                   "numexpr": ("-.", "v")}
+                   "numexpr": ("-.", "v"), "handwritten": ("-", "o"), "jit": ("-", "s"), "eager": ("-", "o"),
+                   "foreach": ("--", "s"), "fused": (":", "^"), "manual": ("-.", "D"), "compiled": ("-", "v")}
 
 
 def series_style(backend: str, variant: str) -> tuple[str, str, str]:
