@@ -391,11 +391,35 @@ def _first_layer_backward(x_t: jax.Array, g: jax.Array) -> tuple[None, None, jax
 first_layer.defvjp(_first_layer_forward, _first_layer_backward)
 
 
+@jax.custom_vjp
+def relu_output_layer(h_pre: jax.Array, w2: jax.Array, b2: jax.Array) -> jax.Array:
+    """relu(h_pre) @ w2.T + b2, whose backward makes the hidden layer's gradient in one elementwise pass.
+
+    Why: autodiff makes it as a dot with K = outputs (2), writing the batch x hidden gradient, then masks it with
+    the ReLU in a second pass; XLA does not fuse the two. Written as a sum over the outputs of broadcast products,
+    masked, it is one loop that XLA fuses: 0.79x the step's time at batch 4,096, hidden 1,024 (on 1 and on 2
+    threads), where the 16 MiB activation leaves the caches. The ReLU's derivative at 0 is 0, as jax.nn.relu's."""
+    return jnp.maximum(h_pre, 0) @ w2.T + b2
+
+
+def _relu_output_forward(h_pre: jax.Array, w2: jax.Array, b2: jax.Array) -> tuple[jax.Array, Any]:
+    return jnp.maximum(h_pre, 0) @ w2.T + b2, (h_pre, w2)
+
+
+def _relu_output_backward(saved: Any, g: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
+    h_pre, w2 = saved
+    d_hidden = sum(g[:, k:k + 1] * w2[k] for k in range(w2.shape[0]))
+    return jnp.where(h_pre > 0, d_hidden, 0), g.T @ jnp.maximum(h_pre, 0), g.sum(0)
+
+
+relu_output_layer.defvjp(_relu_output_forward, _relu_output_backward)
+
+
 def forward_train(params: tuple[jax.Array, ...], x: jax.Array, x_t: jax.Array) -> jax.Array:
-    """``forward`` as the training step runs it: w1 stored (inputs, hidden), the first layer's gradient from x^T."""
+    """``forward`` as the training step runs it: w1 stored (inputs, hidden), the first layer's gradient from x^T,
+    the hidden layer's gradient in one pass (``first_layer``, ``relu_output_layer``)."""
     w1_t, b1, w2, b2 = params
-    hidden = jax.nn.relu(first_layer(x, x_t, w1_t, b1))
-    return jax.nn.sigmoid(hidden @ w2.T + b2)
+    return jax.nn.sigmoid(relu_output_layer(first_layer(x, x_t, w1_t, b1), w2, b2))
 
 
 class JaxTrainSession:
