@@ -181,7 +181,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "into a new folder under reports/ or --output-dir.",
         epilog="variants (sigmoid):\n" + "\n".join(f"  {k:9} {v}" for k, v in SIGMOID_VARIANT_HELP.items())
         + "\n  numexpr   (numpy only) a reference row for fast: numexpr, same threads, reused buffer"
-        + "\n\nvariants (train):\n  numpy     handwritten\n  torch     eager (the tutorial's), foreach, fused (Adam "
+        + "\n\nvariants (train):\n  numpy     handwritten; reference (a reference row, not a NumPy implementation: "
+        "the whole step as one fused numba function)\n  torch     eager (the tutorial's), foreach, fused (Adam "
         "kernels), manual (hand-written backward in torch ops + fused Adam), compiled (the whole step under "
         "torch.compile), graphed (a CUDA graph, GPU only)\n  jax       jit\n\n"
         "examples:\n  sigbench run --quick\n  sigbench run -b numpy -b torch --size 2^20 --size 2^24\n"
@@ -343,9 +344,10 @@ def _add_selection_options(parser: argparse.ArgumentParser, sizes: str = "2^10, 
     parser.add_argument("--size", "-n", action="append", default=[], type=positive_int, metavar="N",
                         help=f"sigmoid input length, e.g. 4096 or 2^20 (repeat; default: {sizes})")
     parser.add_argument("--batch", action="append", default=[], type=positive_int, metavar="N",
-                        help="training batch size (repeat; default: 32)")
+                        help="training batch size (repeat; default: the sweep 32, 256, 1024, 4096 at each hidden "
+                        "width; 32 with --quick; either option replaces the sweep)")
     parser.add_argument("--hidden", action="append", default=[], type=positive_int, metavar="N",
-                        help="training hidden width (repeat; default: 128)")
+                        help="training hidden width (repeat; default: the sweep 128, 1024; 128 with --quick)")
     parser.add_argument("--dtype", default="float32", metavar="NAME", help=f"one of {', '.join(DTYPES)}")
     parser.add_argument("--device", default="cpu", metavar="NAME", help="cpu, or cuda / gpu for the GPU")
     preset = parser.add_mutually_exclusive_group()

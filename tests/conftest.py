@@ -156,8 +156,8 @@ def usable_variants(backend) -> list[str]:
     return [name for name, reason in backend.sigmoid_variants().items() if reason is None]
 
 
-#: a run small enough for a test: two sizes, a few milliseconds a case
-TINY = ["--size", "256", "--size", "2^12", "--max-time", "0.01", "--min-time", "0.005", "-q"]
+#: a run small enough for a test: two sizes, a few milliseconds a case, one training shape (not the sweep)
+TINY = ["--size", "256", "--size", "2^12", "--batch", "32", "--max-time", "0.01", "--min-time", "0.005", "-q"]
 
 
 @dataclass(frozen=True)

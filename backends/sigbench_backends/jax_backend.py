@@ -373,8 +373,66 @@ def forward(params: tuple[jax.Array, ...], x: jax.Array) -> jax.Array:
     return jax.nn.sigmoid(hidden @ w2.T + b2)
 
 
+@jax.custom_vjp
+def first_layer(x: jax.Array, x_t: jax.Array, w1_t: jax.Array, b1: jax.Array) -> jax.Array:
+    """x @ w1_t + b1, with w1 stored (inputs, hidden), whose weight gradient is ``x_t @ g`` from a contiguous x^T.
+
+    Why: XLA on CPU gives a dot to its fast library (YNNPACK) only where the left operand contracts on its minor
+    dimension. Autodiff writes the weight gradient as g^T @ x, both contracting on the batch, their major
+    dimension: XLA's own dot emitter then ran it at a third of the speed (batch 4,096, hidden 1,024: 21.6 ms
+    against 6.8 ms for x^T @ g with x^T contiguous, on 2 vCPUs). A transpose of the product does not help: XLA
+    folds it back into the same dot. x^T is made once per session (the batch does not change)."""
+    return x @ w1_t + b1
+
+
+def _first_layer_forward(x: jax.Array, x_t: jax.Array, w1_t: jax.Array, b1: jax.Array) -> tuple[jax.Array, jax.Array]:
+    return x @ w1_t + b1, x_t
+
+
+def _first_layer_backward(x_t: jax.Array, g: jax.Array) -> tuple[None, None, jax.Array, jax.Array]:
+    return None, None, x_t @ g, g.sum(0)
+
+
+first_layer.defvjp(_first_layer_forward, _first_layer_backward)
+
+
+@jax.custom_vjp
+def relu_output_layer(h_pre: jax.Array, w2: jax.Array, b2: jax.Array) -> jax.Array:
+    """relu(h_pre) @ w2.T + b2, whose backward makes the hidden layer's gradient in one elementwise pass.
+
+    Why: autodiff makes it as a dot with K = outputs (2), writing the batch x hidden gradient, then masks it with
+    the ReLU in a second pass; XLA does not fuse the two. Written as a sum over the outputs of broadcast products,
+    masked, it is one loop that XLA fuses: 0.79x the step's time at batch 4,096, hidden 1,024 (on 1 and on 2
+    threads), where the 16 MiB activation leaves the caches. The ReLU's derivative at 0 is 0, as jax.nn.relu's."""
+    return jnp.maximum(h_pre, 0) @ w2.T + b2
+
+
+def _relu_output_forward(h_pre: jax.Array, w2: jax.Array, b2: jax.Array) -> tuple[jax.Array, Any]:
+    return jnp.maximum(h_pre, 0) @ w2.T + b2, (h_pre, w2)
+
+
+def _relu_output_backward(saved: Any, g: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
+    h_pre, w2 = saved
+    d_hidden = sum(g[:, k:k + 1] * w2[k] for k in range(w2.shape[0]))
+    return jnp.where(h_pre > 0, d_hidden, 0), g.T @ jnp.maximum(h_pre, 0), g.sum(0)
+
+
+relu_output_layer.defvjp(_relu_output_forward, _relu_output_backward)
+
+
+def forward_train(params: tuple[jax.Array, ...], x: jax.Array, x_t: jax.Array) -> jax.Array:
+    """``forward`` as the training step runs it: w1 stored (inputs, hidden), the first layer's gradient from x^T,
+    the hidden layer's gradient in one pass (``first_layer``, ``relu_output_layer``)."""
+    w1_t, b1, w2, b2 = params
+    return jax.nn.sigmoid(relu_output_layer(first_layer(x, x_t, w1_t, b1), w2, b2))
+
+
 class JaxTrainSession:
-    """The whole step (loss, gradients, Adam) in one jitted function with donated buffers."""
+    """The whole step (loss, gradients, Adam) in one jitted function with donated buffers.
+
+    w1 is kept as (inputs, hidden), the transpose of PyTorch's layout, so that both its matmuls are ones XLA's
+    CPU backend runs fast (``first_layer``); ``params`` and ``optimizer_state`` give it back in PyTorch's layout.
+    """
 
     def __init__(self, backend: JaxBackend, start: TrainStart, device: str) -> None:
         import optax
@@ -384,17 +442,18 @@ class JaxTrainSession:
         self._dtype = config.dtype
         optimizer = optax.adam(config.lr, b1=config.beta1, b2=config.beta2, eps=config.eps)
 
-        def loss_fn(params: tuple[jax.Array, ...], x: jax.Array, y: jax.Array) -> jax.Array:
-            return bce_loss(forward(params, x), y)
+        def loss_fn(params: tuple[jax.Array, ...], x: jax.Array, x_t: jax.Array, y: jax.Array) -> jax.Array:
+            return bce_loss(forward_train(params, x, x_t), y)
 
-        def step(params: Any, opt_state: Any, x: jax.Array, y: jax.Array) -> Any:
-            loss, grads = jax.value_and_grad(loss_fn)(params, x, y)
+        def step(params: Any, opt_state: Any, x: jax.Array, x_t: jax.Array, y: jax.Array) -> Any:
+            loss, grads = jax.value_and_grad(loss_fn)(params, x, x_t, y)
             updates, opt_state = optimizer.update(grads, opt_state, params)
             return optax.apply_updates(params, updates), opt_state, loss
 
         self._start, self._device, self._optimizer = start, device, optimizer
         with _x64(self._dtype):
             self._x = backend.from_numpy(start.x, device)
+            self._x_t = backend.from_numpy(np.ascontiguousarray(start.x.T), device)
             self._y = backend.from_numpy(start.y, device)
         self.reset()
         self._step = _scoped(jax.jit(step, donate_argnums=(0, 1)), self._dtype)
@@ -402,21 +461,25 @@ class JaxTrainSession:
     def reset(self) -> None:
         """Fresh buffers of the starting parameters and optimizer state (same shapes: no recompilation)."""
         with _x64(self._dtype):
-            self._params = tuple(self._backend.from_numpy(p, self._device) for p in self._start.params)
+            w1, b1, w2, b2 = self._start.params
+            self._params = tuple(self._backend.from_numpy(p, self._device)
+                                 for p in (np.ascontiguousarray(w1.T), b1, w2, b2))
             self._opt_state = self._optimizer.init(self._params)
 
     def step(self) -> jax.Array:
-        self._params, self._opt_state, loss = self._step(self._params, self._opt_state, self._x, self._y)
+        self._params, self._opt_state, loss = self._step(self._params, self._opt_state, self._x, self._x_t, self._y)
         return loss
 
     def loss_value(self, loss: Any) -> float:
         return float(loss)
 
+    def _torch_layout(self, values: tuple[jax.Array, ...]) -> MLPParams:
+        w1_t, b1, w2, b2 = (self._backend.to_numpy(v) for v in values)
+        return MLPParams(np.ascontiguousarray(w1_t.T), b1, w2, b2)
+
     def params(self) -> MLPParams:
-        return MLPParams(*(self._backend.to_numpy(p) for p in self._params))
+        return self._torch_layout(self._params)
 
     def optimizer_state(self) -> tuple[int, MLPParams, MLPParams]:
         adam = self._opt_state[0]  # optax.adam = chain(scale_by_adam, scale_by_learning_rate)
-        to_numpy = self._backend.to_numpy
-        return (int(adam.count), MLPParams(*(to_numpy(m) for m in adam.mu)),
-                MLPParams(*(to_numpy(v) for v in adam.nu)))
+        return int(adam.count), self._torch_layout(adam.mu), self._torch_layout(adam.nu)

@@ -151,9 +151,15 @@ class NumpyBackend:
     # --- training step -------------------------------------------------------------------------
 
     def train_variants(self, device: str | None = None) -> dict[str, str | None]:
-        return {"handwritten": None}
+        # reference: the whole step as one fused numba function, a reference row and not a NumPy implementation
+        return {"handwritten": None, "reference": reference_missing()}
 
     def train_session(self, variant: str, start: TrainStart, device: str) -> NumpyTrainSession:
+        if variant == "reference":
+            reason = reference_missing()
+            if reason:
+                raise RuntimeError(reason)
+            return FusedReferenceSession(start, self._threads)
         if variant != "handwritten":
             raise KeyError(variant)
         return NumpyTrainSession(start)
@@ -390,6 +396,15 @@ class _AccurateSigmoid(_FastSigmoid):
         hard |= extra
         np.copyto(out, e, casting="same_kind")
         return np.flatnonzero(hard) if hard.any() else None
+
+
+def reference_missing() -> str | None:
+    """Why the ``reference`` training row cannot run here (numba, and SciPy's BLAS for numba's matmuls), or None."""
+    missing = [name for name in ("numba", "scipy") if importlib.util.find_spec(name) is None]
+    if missing:
+        return (f"the reference row is one fused numba function; needs {' and '.join(missing)}: "
+                "pip install 'sigbench[numpy]' numba")
+    return None
 
 
 def numba_available() -> bool:
@@ -683,3 +698,44 @@ class NumpyTrainSession:
     def optimizer_state(self) -> tuple[int, MLPParams, MLPParams]:
         like = self._params
         return self._opt.steps, _views(self._opt.mu.copy(), like), _views(self._opt.nu.copy(), like)
+
+
+#: From this many batch rows times hidden units, the reference step's row passes and Adam run on numba's
+#: threads; below it, the serial build (a thread launch costs more than the work it would share).
+_REFERENCE_PARALLEL_FROM = 1 << 15
+
+
+class FusedReferenceSession(NumpyTrainSession):
+    """The reference row: the whole step (forward, BCE, backward, Adam) as one numba function
+    (``train_numba``), on the same flat buffers as ``NumpyTrainSession``, which gives it its state handling."""
+
+    def __init__(self, start: TrainStart, threads: int) -> None:
+        import numba
+
+        from sigbench_backends import train_numba
+
+        super().__init__(start)
+        config = start.config
+        chunks = 1
+        self._kernel = train_numba.step_serial
+        if config.batch * config.hidden >= _REFERENCE_PARALLEL_FROM:
+            chunks = max(1, min(threads, numba.config.NUMBA_NUM_THREADS, config.batch))  # type: ignore[attr-defined]
+            numba.set_num_threads(chunks)
+            self._kernel = train_numba.step_parallel
+        width = config.hidden + config.outputs * config.hidden + config.outputs + 1
+        self._partial = np.empty((chunks, width), self._flat_params.dtype)  # per chunk: gb1, gw2, gb2, loss
+        self._threads = threads
+        self._blas_limited = False
+
+    def step(self) -> Any:
+        c = self._config
+        count = self._opt.steps + 1
+        loss = self._kernel(self._x, self._y, self._flat_params, self._flat_grads, self._opt.mu, self._opt.nu,
+                            self._hidden, self._partial, count, c.lr, c.beta1, c.beta2, c.eps)
+        self._opt = AdamState(count, self._opt.mu, self._opt.nu)
+        if not self._blas_limited:  # numba's matmuls load SciPy's BLAS at the first call: hold it to the threads
+            from threadpoolctl import threadpool_limits
+
+            threadpool_limits(limits=self._threads)
+            self._blas_limited = True
+        return loss

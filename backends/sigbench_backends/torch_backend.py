@@ -7,6 +7,7 @@ import threading
 import types
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from functools import lru_cache
 from typing import Any, cast
 
@@ -420,14 +421,19 @@ def functional_step(params: list[torch.Tensor], mu: list[torch.Tensor], nu: list
 #: One compiled step per (device, dtype, shapes, hyperparameters), kept for the process: the K sessions of
 #: a case, and later cases of the same shape, reuse it instead of compiling again.
 _COMPILED_STEPS: dict[tuple[Any, ...], CompiledStep] = {}
+#: From this many batch rows times hidden units (8 times the default step's), ``compiled`` takes one step
+#: compiled with dynamic shapes, shared by every such shape, instead of one compilation per shape: a sweep of
+#: seven large shapes compiles once (a few seconds each under inductor), and at these sizes the step's time is
+#: its kernels', so neither the static shapes nor the dynamo-free calls of a static step are worth a compile.
+DYNAMIC_SHAPES_FROM = 1 << 15
 
 
-def compiled_step(device: str, key: tuple[Any, ...]) -> CompiledStep:
+def compiled_step(device: str, key: tuple[Any, ...], dynamic: bool = False) -> CompiledStep:
     """``functional_step`` compiled whole by inductor, one per ``device`` and ``key`` (the config and the
-    shapes); callers pass only tensors matching that key."""
-    if (device, key) not in _COMPILED_STEPS:
-        _COMPILED_STEPS[device, key] = CompiledStep(device)
-    return _COMPILED_STEPS[device, key]
+    shapes; with ``dynamic``, the config and ranks only); callers pass only tensors matching that key."""
+    if (device, key, dynamic) not in _COMPILED_STEPS:
+        _COMPILED_STEPS[device, key, dynamic] = CompiledStep(device, dynamic)
+    return _COMPILED_STEPS[device, key, dynamic]
 
 
 def _tensors(args: Any) -> list[torch.Tensor]:
@@ -455,7 +461,7 @@ class CompiledStep:
     gave 7-45% less per step than its Python wrapper, for a few more seconds of compilation.
     """
 
-    def __init__(self, device: str) -> None:
+    def __init__(self, device: str, dynamic: bool = False) -> None:
         from torch._inductor.compile_fx import compile_fx
 
         code = functional_step.__code__.replace()  # a distinct code object: a cache of its own in dynamo
@@ -464,13 +470,14 @@ class CompiledStep:
         self._graph: Callable[..., Any] | None = None
         self._graph_inputs: list[Any] = []
         self._order: list[int] | None = None
+        self._dynamic = dynamic  # one graph for every shape: each call goes through dynamo's shape guards
 
         def backend(gm: torch.fx.GraphModule, example_inputs: list[Any]) -> Callable[..., Any]:
             compiled = cast(Callable[..., Any], compile_fx(gm, example_inputs, config_patches=patches))
             self._graph, self._graph_inputs = compiled, list(example_inputs)
             return compiled
 
-        self._dynamo = torch.compile(fn, backend=backend, fullgraph=True, dynamic=False)
+        self._dynamo = torch.compile(fn, backend=backend, fullgraph=True, dynamic=dynamic)
 
     @property
     def direct(self) -> bool:
@@ -482,7 +489,7 @@ class CompiledStep:
             flat = _tensors(args)
             return self._graph(*[flat[i] for i in self._order])[0]
         loss = self._dynamo(*args)
-        if self._graph is not None and self._order is None:
+        if self._graph is not None and self._order is None and not self._dynamic:
             flat = _tensors(args)
             order = [next((i for i, t in enumerate(flat) if t is given), -1) for given in self._graph_inputs]
             self._graph_inputs = []  # the first caller's tensors are not kept alive
@@ -551,7 +558,11 @@ class CompiledTrainSession(FunctionalTrainSession):
         if reason:
             raise RuntimeError(reason)
         super().__init__(backend, start, device)
-        self.compiled = compiled_step(device, self._compile_key)
+        config = start.config
+        if config.batch * config.hidden >= DYNAMIC_SHAPES_FROM:
+            self.compiled = compiled_step(device, (replace(config, batch=0, hidden=0),), dynamic=True)
+        else:
+            self.compiled = compiled_step(device, self._compile_key)
         self._bound: Callable[[], torch.Tensor] | None = None
 
     def step(self) -> torch.Tensor:

@@ -65,8 +65,13 @@ DESCRIPTIONS: dict[str, str] = {
                              "the per-size limit had this figure as `bandwidth_fraction`; loading one moves "
                              "it here.",
     "gflops": "Training: FLOPs per second, 2 per multiply-add, forward, backward and Adam.",
-    "floor_s": "Training: the step's FLOPs at the run's best GEMM rate.",
+    "floor_s": "Training: the roofline floor, the larger of `floor_flops_s` and `floor_bytes_s`.",
     "floor_fraction": "`floor_s / median_s`: 1.0 would be a step at the machine's floor.",
+    "floor_flops_s": "Training: the step's FLOPs at the run's best GEMM rate (the floor's arithmetic term).",
+    "floor_bytes_s": "Training: the bytes the step must move at least once (`TrainConfig.bytes_per_step`) at the "
+                     "copy bandwidth measured for that many bytes (the floor's memory term).",
+    "reference_ratio": "Training: `median_s` over the reference row's (`numpy/reference`, one fused numba "
+                       "function) at the same shape, dtype, device and machine; 1.0 on that row.",
     "peak_host_bytes": "Host memory the case adds at its peak (Linux; empty elsewhere).",
     "peak_device_bytes": "GPU memory the case adds at its peak (empty on CPU).",
     "seed": "The seed of the inputs and starting parameters.",

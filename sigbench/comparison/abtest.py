@@ -29,6 +29,7 @@ from typing import Any
 from sigbench.comparison import sequential
 from sigbench.core import version
 from sigbench.core.errors import Interrupted, ResultsFileError, UsageError
+from sigbench.core.workloads import TrainConfig
 from sigbench.execution.engine import WORKER_PROTOCOL, BackendHandle, Engine, WorkerFailed, other_environment
 from sigbench.execution.plan import QUICK_SIZES, BackendInfo, Case, RunOptions, plan, validate_options
 from sigbench.execution.runner import raise_stop, run_to_the_end, stop_on_signals, stop_requested
@@ -359,6 +360,8 @@ class ABRun:
             raise UsageError("ab runs each side's workers in that side's Python; --in-process cannot apply")
         if not options.run.sizes:
             options.run.sizes = list(DEFAULT_SIZES)
+        if not options.run.batches and not options.run.hiddens:  # the default shape, not run's sweep
+            options.run.batches, options.run.hiddens = [TrainConfig.batch], [TrainConfig.hidden]
         validate_options(options.run)
 
     def start_sides(self, workdir: str) -> list[str]:

@@ -80,6 +80,22 @@ class TrainConfig:
         params = i * h + h + h * o + o
         return matmul + backward + 12 * params
 
+    def parameter_count(self) -> int:
+        i, h, o = self.inputs, self.hidden, self.outputs
+        return i * h + h + h * o + o
+
+    def bytes_per_step(self) -> int:
+        """The least memory traffic of a step fused as far as its layers allow, in bytes read plus written.
+
+        Parameters, Adam's two moments: each read once and written once; the parameters' gradients: written
+        once by the backward pass, read once by Adam; the inputs and targets: read once; the hidden activation:
+        written once by the forward pass, read once by the backward; its gradient: written once, read once by
+        the first layer's weight gradient. Everything of size batch x outputs is counted as staying in cache.
+        """
+        b, i, h, o = self.batch, self.inputs, self.hidden, self.outputs
+        elements = 8 * self.parameter_count() + b * (i + o) + 4 * b * h
+        return elements * numpy_dtype(self.dtype).itemsize
+
 
 class MLPParams(NamedTuple):
     """Linear(inputs->hidden) -> ReLU -> Linear(hidden->outputs), in PyTorch's (out, in) layout."""

@@ -20,6 +20,18 @@ from sigbench.measure.timing import PRESETS
 DEFAULT_SIZES: tuple[int, ...] = tuple(2**k for k in range(10, 25, 2))
 QUICK_SIZES: tuple[int, ...] = (2**10, 2**16, 2**20)
 DEVICES: tuple[str, ...] = ("cpu", "cuda", "gpu")
+#: The training sweep of a run that names no --batch or --hidden (not the quick preset, which has the default
+#: shape only): every batch at every hidden size. The default shape (batch 32, hidden 128) is measured as
+#: the preset says; the others, the sweep's extra shapes, in one process with ``SWEEP_TIMER_S``, so that the
+#: sweep adds seconds to a default run, not minutes.
+DEFAULT_BATCHES: tuple[int, ...] = (32, 256, 1024, 4096)
+DEFAULT_HIDDENS: tuple[int, ...] = (128, 1024)
+#: (min, max) seconds of sampling for each of the sweep's extra shapes (the timer stops at the max with 3 samples).
+SWEEP_TIMER_S = (0.01, 0.04)
+#: Training variants the default sweep measures at the default shape only: PyTorch's eager, foreach and fused
+#: differ from ``manual`` by how autograd and Adam dispatch per tensor, a per-call cost that the default shape
+#: shows and large shapes hide. ``--batch`` / ``--hidden`` run them at any shape.
+SWEEP_DEFAULT_SHAPE_ONLY: tuple[str, ...] = ("eager", "foreach", "fused")
 #: Worker processes per case for each preset: each is one draw of the machine's state.
 PROCESSES: dict[str, int] = {"quick": 1, "default": 3, "rigorous": 5}
 #: Seconds after which a case is killed with its worker; no normal case comes near it (the slowest, a
@@ -132,6 +144,22 @@ def sizes_of(options: RunOptions) -> list[int]:
     return options.sizes or list(QUICK_SIZES if options.preset == "quick" else DEFAULT_SIZES)
 
 
+def train_shapes(options: RunOptions) -> list[tuple[int, int]]:
+    """(batch, hidden) of every training case: what the user gave (--batch, --hidden), else the sweep."""
+    if options.batches or options.hiddens or options.preset == "quick":
+        batches, hiddens = options.batches or [TrainConfig.batch], options.hiddens or [TrainConfig.hidden]
+    else:
+        batches, hiddens = list(DEFAULT_BATCHES), list(DEFAULT_HIDDENS)
+    return [(b, h) for h in hiddens for b in batches]
+
+
+def sweep_extra(case: Case, options: RunOptions) -> bool:
+    """Whether ``case`` is one of the default sweep's extra shapes (one process, a short timer), not a shape
+    the user asked for nor the default one."""
+    return (case.workload == "train" and not options.batches and not options.hiddens and options.preset != "quick"
+            and (case.size, case.hidden) != (TrainConfig.batch, TrainConfig.hidden))
+
+
 def validate_options(options: RunOptions) -> None:
     """Everything checkable without a framework or the backends' names: workloads, dtype, device, preset,
     processes, timeout, and the sizes against the memory available."""
@@ -188,13 +216,11 @@ def plan(options: RunOptions, infos: dict[str, BackendInfo]) -> tuple[list[Case]
                              + "; ".join(f"{w}: {', '.join(v)}" for w, v in known_variants.items()))
 
     sizes = sizes_of(options)
-    batches = options.batches or [TrainConfig.batch]
-    hiddens = options.hiddens or [TrainConfig.hidden]
     cases: list[Case] = []
     skipped: list[dict[str, Any]] = []
     for workload in options.workloads:
         shapes = ([(s, None) for s in sizes] if workload == "sigmoid"
-                  else [(b, h) for h in hiddens for b in batches])
+                  else train_shapes(options))
         for name, info in infos.items():
             device = devices[name]
             offered = info.variants(workload, device)  # on its device: torch graphed is CUDA-only
@@ -209,7 +235,11 @@ def plan(options: RunOptions, infos: dict[str, BackendInfo]) -> tuple[list[Case]
                 for size, hidden in shapes:
                     case = Case(workload, name, variant, options.device, options.dtype, size, hidden,
                                 backend_device=device or options.device)
-                    if reason:
+                    if not reason and variant in SWEEP_DEFAULT_SHAPE_ONLY and sweep_extra(case, options):
+                        skipped.append({**case.key(), "status": "skipped", "message": (
+                            "the default sweep runs it at batch 32, hidden 128 only; --batch/--hidden run it "
+                            "at any shape")})
+                    elif reason:
                         skipped.append({**case.key(), "status": "skipped", "message": reason})
                     else:
                         cases.append(case)

@@ -23,6 +23,7 @@ from typing import Any
 
 from sigbench.core.errors import Interrupted, UsageError
 from sigbench.core.workloads import TrainConfig
+from sigbench.execution import plan as planning
 from sigbench.execution.engine import BackendHandle, Engine, WorkerFailed
 from sigbench.execution.plan import BackendInfo, Case, RunOptions, plan, resolve_device, validate_request
 from sigbench.measure.timing import PRESETS
@@ -58,7 +59,7 @@ class CaseRecord:
     def row(self, limits: dict[str, Any]) -> dict[str, Any]:
         """The row, rebuilt only when a process or a limit was added since (its bootstrap takes ~10 ms)."""
         key = (len(self.processes), self.failure, self.check is None, repr(limits.get("bandwidth")),
-               repr(limits.get("gemm")))
+               repr(limits.get("gemm")), repr(limits.get("train_bandwidth")))
         if self._cached is None or self._cached[0] != key:
             self._cached = (key, self._build(limits))
         return dict(self._cached[1])
@@ -97,12 +98,34 @@ class CaseRecord:
             row["gbps"] = 2 * nbytes / stats.median_s / 1e9
             row.update(bandwidth_columns(row["gbps"], nbytes, limits.get("bandwidth")))
         else:
-            from sigbench.measure.limits import floor_columns
+            from sigbench.measure.limits import TRAIN_BANDWIDTH, roofline_columns
 
             config = TrainConfig(batch=case.size, hidden=case.hidden or TrainConfig.hidden, dtype=case.dtype)
             row["gflops"] = config.flops_per_step() / stats.median_s / 1e9
-            row.update(floor_columns(config.flops_per_step(), stats.median_s, limits.get("gemm")))
+            nbytes = config.bytes_per_step()
+            copy_gbps = limits.get(TRAIN_BANDWIDTH, {}).get(str(nbytes), {}).get("copy_gbps")
+            row.update(roofline_columns(config.flops_per_step(), nbytes, stats.median_s, limits.get("gemm"),
+                                        copy_gbps))
         return row
+
+
+#: The training variant that is a reference row (one fused numba function), not an implementation.
+REFERENCE_VARIANT = "reference"
+
+
+def with_reference_ratios(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``reference_ratio`` on every measured training row: its time over the reference row's at the same shape,
+    dtype, device and machine (1.0 on the reference row itself; None where it has none)."""
+    def shape(row: dict[str, Any]) -> tuple[Any, ...]:
+        return (row.get("dtype"), row.get("device"), row.get("size"), row.get("hidden"), row.get("machine"))
+
+    references = {shape(r): r["median_s"] for r in rows if r.get("workload") == "train"
+                  and r.get("variant") == REFERENCE_VARIANT and r.get("status") == "ok" and r.get("median_s")}
+    for row in rows:
+        if row.get("workload") == "train" and row.get("status") == "ok":
+            reference_s = references.get(shape(row))
+            row["reference_ratio"] = row["median_s"] / reference_s if reference_s else None
+    return rows
 
 
 #: The signal that asked the run to stop, kept as well as raised: code that swallows the exception (a
@@ -180,6 +203,9 @@ class Run:
         self.say: Progress = progress or (lambda done, total, what: None)
         self.engine = Engine(options.in_process, options.threads)
         self.timer = PRESETS[options.preset].with_times(options.min_time_s, options.max_time_s)
+        #: the default sweep's extra shapes: shorter, unless the user chose the times
+        self.sweep_timer = self.timer.with_times(options.min_time_s or planning.SWEEP_TIMER_S[0],
+                                                 options.max_time_s or planning.SWEEP_TIMER_S[1])
         self.records: dict[Case, CaseRecord] = {}
         self.skipped: list[dict[str, Any]] = []
         self.meta: dict[str, Any] = {}
@@ -265,6 +291,25 @@ class Run:
                               stacklevel=2)
         return found
 
+    def train_bandwidth(self, cases: list[Case], infos: dict[str, BackendInfo],
+                        handles: dict[str, BackendHandle]) -> dict[str, dict[str, float]]:
+        """For each training shape's bytes per step, the copy bandwidth at that size (the roofline's bytes term),
+        keyed by the byte count: a copy of half of them into the other half, the best block any backend reached
+        (as for the sigmoid's per-size limits, ``limits.best_by_size``)."""
+        from sigbench.measure import limits
+
+        found: dict[str, dict[str, Any]] = {}
+        for case in cases:
+            if case.workload != "train":
+                continue
+            config = TrainConfig(batch=case.size, hidden=case.hidden or TrainConfig.hidden, dtype=case.dtype)
+            nbytes = config.bytes_per_step()
+            if str(nbytes) not in found:
+                half = limits.copy_bytes(nbytes // 2)
+                found[str(nbytes)] = limits.best_by_size({half: self.ask_rates("copy", infos, handles, half)}).get(
+                    str(half), {})
+        return found
+
     def run_backend_pass(self, name: str, cases: list[Case], handle: BackendHandle | None, done: int,
                          total: int) -> int:
         """One process's turn at every case of one backend; a dead or hung worker is replaced by a fresh one."""
@@ -284,7 +329,8 @@ class Run:
                     record.failure = failure.message
                     self.save("running")
                     continue
-            request = {"op": "case", "case": case.as_dict(), "seed": options.seed, "timer": self.timer.__dict__,
+            timer = self.sweep_timer if planning.sweep_extra(case, options) else self.timer
+            request = {"op": "case", "case": case.as_dict(), "seed": options.seed, "timer": timer.__dict__,
                        "check": record.check is None}
             try:
                 reply = handle.request(request, options.case_timeout_s)
@@ -316,7 +362,7 @@ class Run:
         rows = [dict(row, **extra) for row in self.skipped]
         rows += [dict(record.row(self.meta), **extra) for record in self.records.values()
                  if record.processes or record.failure is not None]
-        return rows
+        return with_reference_ratios(rows)
 
     def save(self, status: str) -> None:
         """Write the results files: while running, at most every few seconds (rewriting them after each of
@@ -350,7 +396,7 @@ class Run:
             self.records = {case: CaseRecord(case) for case in cases}
             self.save("running")
             processes = options.process_count()
-            total = processes * len(cases)
+            total = sum(1 if planning.sweep_extra(c, options) else processes for c in cases)
             if options.measure_limits and any(c.workload == "sigmoid" for c in cases):
                 self.say(0, total, "measuring the copy bandwidth")  # out of cache, then at each array size
                 bandwidth: dict[str, Any] = dict(self.limit("copy", infos, handles))
@@ -361,6 +407,9 @@ class Run:
             if options.measure_limits and any(c.workload == "train" for c in cases):
                 self.say(0, total, "measuring the GEMM rate")
                 self.meta["gemm"] = self.limit("gemm", infos, handles)
+                from sigbench.measure.limits import TRAIN_BANDWIDTH
+
+                self.meta[TRAIN_BANDWIDTH] = self.train_bandwidth(cases, infos, handles)
             for name in list(handles):
                 if not any(c.backend == name for c in cases):
                     self.engine.stop(handles.pop(name))
@@ -370,6 +419,10 @@ class Run:
                 for name, backend_cases in by_backend.items():
                     if not backend_cases:
                         continue
+                    if index > 0:  # the sweep's extra shapes take one process
+                        backend_cases = [c for c in backend_cases if not planning.sweep_extra(c, options)]
+                        if not backend_cases:
+                            continue
                     first = handles.pop(name, None) if index == 0 else None
                     done = self.run_backend_pass(name, backend_cases, first, done, total)
             self.say(total, total, "done")

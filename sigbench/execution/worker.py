@@ -29,8 +29,17 @@ from sigbench.execution.plan import Case
 from sigbench.measure import machine
 from sigbench.measure.timing import TimerConfig, measure
 
-#: Steps of the training check inside ``run`` (``sigbench check`` chooses its own).
+#: Steps of the training check inside ``run`` (``sigbench check`` chooses its own), at most; fewer for large steps.
 RUN_TRAIN_CHECK_STEPS = 10
+#: FLOPs of float32 steps the check may take in all: each step is also taken in float64, with its rounding
+#: bound, about five times the work, so steps of 0.25 GFLOP and more (batch 1,024, hidden 1,024) are checked
+#: on 2 steps, the default step (1.2 MFLOP) on 10.
+RUN_TRAIN_CHECK_FLOPS = 5e8
+
+
+def run_train_check_steps(config: TrainConfig) -> int:
+    """Steps of the training check in ``run`` for ``config``: 10, or fewer (2 at least) where steps are large."""
+    return max(2, min(RUN_TRAIN_CHECK_STEPS, int(RUN_TRAIN_CHECK_FLOPS // config.flops_per_step())))
 #: Above this many elements the numerics check reads a sample: the first half (all special inputs
 #: included) and a seeded random half. Keeps the float64 reference of a 2^28 case to seconds.
 CHECK_MAX_ELEMENTS = 1 << 22
@@ -249,7 +258,7 @@ class BackendWorker:
         step, sync = timed_call(session.step, self.backend, device)
         result: dict[str, Any] = {}
         if check:
-            first_call_s, diffs = train_check(session, start, RUN_TRAIN_CHECK_STEPS,
+            first_call_s, diffs = train_check(session, start, run_train_check_steps(config),
                                               lambda: self.backend.synchronize(device))
             verdict = train_verdict(diffs, case.dtype)
             result.update(check_passed=verdict.passed, max_error=verdict.max_error, error_unit="abs",

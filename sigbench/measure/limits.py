@@ -1,4 +1,5 @@
-"""The machine's limits, measured once per run: copy bandwidth (for the sigmoid) and GEMM rate (for training).
+"""The machine's limits, measured once per run: copy bandwidth (for the sigmoid) and GEMM rate (for training),
+and for each training shape the copy bandwidth at the bytes its step moves (its roofline floor).
 
 Each backend offers a copy (``copy_fn``) and a large matmul (``matmul_fn``); each backend's worker times
 its own (``rate``), and the best rate any of them reaches on the run's device is the limit rows are compared
@@ -105,11 +106,20 @@ def bandwidth_columns(gbps: float, nbytes: int, bandwidth: dict[str, Any] | None
             "out_of_cache_fraction": gbps / out_of_cache if out_of_cache else None}
 
 
-def floor_columns(flops: float, median_s: float, gemm: dict[str, float] | None) -> dict[str, float | None]:
-    """``floor_s``: the step's FLOPs at the best GEMM rate; ``floor_fraction``: that over the step's time
-    (1.0 would be a step running entirely at GEMM speed). None for both when no rate was measured."""
+#: The run's metadata section holding, per training shape's byte count, the copy bandwidth at that size.
+TRAIN_BANDWIDTH = "train_bandwidth"
+
+
+def roofline_columns(flops: float, nbytes: float, median_s: float, gemm: dict[str, float] | None,
+                     copy_gbps: float | None) -> dict[str, float | None]:
+    """The roofline floor of a training row: ``floor_flops_s`` (the FLOPs at the best GEMM rate),
+    ``floor_bytes_s`` (the bytes at the copy bandwidth for that many bytes), ``floor_s`` (the larger: the
+    bound that applies) and ``floor_fraction`` (``floor_s`` over the step's time). A term not measured is
+    None, and the floor is the other term alone."""
     gflops = (gemm or {}).get("gemm_gflops")
-    if not gflops:
-        return {"floor_s": None, "floor_fraction": None}
-    floor_s = flops / (gflops * 1e9)
-    return {"floor_s": floor_s, "floor_fraction": floor_s / median_s if median_s > 0 else None}
+    flops_s = flops / (gflops * 1e9) if gflops else None
+    bytes_s = nbytes / (copy_gbps * 1e9) if copy_gbps else None
+    terms = [t for t in (flops_s, bytes_s) if t is not None]
+    floor_s = max(terms) if terms else None
+    fraction = floor_s / median_s if floor_s is not None and median_s > 0 else None
+    return {"floor_s": floor_s, "floor_fraction": fraction, "floor_flops_s": flops_s, "floor_bytes_s": bytes_s}

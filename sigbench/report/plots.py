@@ -1,4 +1,5 @@
-"""PNG plots of a run (matplotlib, non-interactive): sigmoid time against size, training step times.
+"""PNG plots of a run (matplotlib, non-interactive): sigmoid time against size, training step times, and the
+training step as the work grows (time per sample against batch, GFLOP/s against FLOPs per step, the floor drawn).
 
 The interactive charts of results.html (sigbench/html.py) take their colours and styles from here.
 """
@@ -36,6 +37,8 @@ def write_all(directory: Path, rows: list[dict[str, Any]], meta: dict[str, Any] 
         written.append(_sigmoid_plot(directory / f"sigmoid-{dtype}-{device}.png", group, dtype, device, meta))
     for (dtype, device), group in ok[ok["workload"] == "train"].groupby(["dtype", "device"]):
         written.append(_train_plot(directory / f"train-{dtype}-{device}.png", group, dtype, device))
+        if group["size"].nunique() > 1:
+            written.append(_scaling_plot(directory / f"train-scaling-{dtype}-{device}.png", group, dtype, device))
     return written
 
 
@@ -44,7 +47,8 @@ def write_all(directory: Path, rows: list[dict[str, Any]], meta: dict[str, Any] 
 _BACKEND_COLOURS = {"numpy": "#1f77b4", "torch": "#d62728", "jax": "#2ca02c"}
 _OTHER_COLOURS = ("#9467bd", "#8c564b", "#bcbd22", "#17becf", "#7f7f7f", "#e377c2")
 _VARIANT_STYLES = {"naive": ("-", "o"), "stable": ("--", "s"), "builtin": (":", "^"), "fast": ("-", "D"),
-                   "numexpr": ("-.", "v")}
+                   "numexpr": ("-.", "v"), "handwritten": ("-", "o"), "jit": ("-", "s"), "eager": ("-", "o"),
+                   "foreach": ("--", "s"), "fused": (":", "^"), "manual": ("-.", "D"), "compiled": ("-", "v")}
 
 
 def series_style(backend: str, variant: str) -> tuple[str, str, str]:
@@ -145,4 +149,49 @@ def _train_plot(path: Path, group: Any, dtype: str, device: str) -> Path:
     return path
 
 
+#: Line styles of the hidden widths in the scaling plot, in increasing order.
+_HIDDEN_STYLES = ("-", "--", ":", "-.")
 
+
+def _scaling_plot(path: Path, group: Any, dtype: str, device: str) -> Path:
+    """Time per sample against batch (one panel per hidden width) and GFLOP/s against FLOPs per step: one curve
+    per implementation and hidden width, the roofline floor in black."""
+    from sigbench.core.workloads import TrainConfig
+
+    plt = pyplot()
+    hiddens = sorted(int(h) for h in group["hidden"].dropna().unique())
+    fig, axes = plt.subplots(1, len(hiddens) + 1, figsize=(6.2 * (len(hiddens) + 1), 5.4))
+    ax_rate = axes[-1]
+    group = group.assign(flops=[TrainConfig(batch=int(r["size"]), hidden=int(r["hidden"])).flops_per_step()
+                                for _, r in group.iterrows()])
+    for index, hidden in enumerate(hiddens):
+        ax_time, at_hidden = axes[index], group[group["hidden"] == hidden]
+        dash = _HIDDEN_STYLES[index % len(_HIDDEN_STYLES)]
+        for label, line in at_hidden.groupby("label", sort=False):
+            line = line.sort_values("size")
+            first = line.iloc[0]
+            colour, _, marker = series_style(first["backend"], first["variant"])
+            if first["variant"] == "reference":
+                colour, marker = "black", "*"
+            ax_time.plot(line["size"], line["median_s"] / line["size"] * 1e6, color=colour, marker=marker,
+                         label=label, linewidth=1.4, markersize=5)
+            ax_rate.plot(line["flops"], line["gflops"], color=colour, marker=marker, linestyle=dash, linewidth=1.4,
+                         markersize=5, label=f"{label}, hidden {hidden}")
+        floor = at_hidden.dropna(subset=["floor_s"]).drop_duplicates("size").sort_values("size")
+        if not floor.empty:
+            ax_time.plot(floor["size"], floor["floor_s"] / floor["size"] * 1e6, color="grey", linestyle="--",
+                         linewidth=2.5, alpha=0.6, label="roofline floor")
+            ax_rate.plot(floor["flops"], floor["flops"] / floor["floor_s"] / 1e9, color="grey", linestyle=dash,
+                         linewidth=2.5, alpha=0.6, label=f"roofline floor, hidden {hidden}")
+        ax_time.set(xscale="log", yscale="log", xlabel="batch", ylabel="median time per sample (µs)",
+                    title=f"training step, {dtype}, {device}, hidden {hidden}: time per sample")
+        ax_time.grid(True, which="both", alpha=0.3)
+        ax_time.legend(fontsize=7)
+    ax_rate.set(xscale="log", yscale="log", xlabel="FLOPs per step", ylabel="GFLOP/s",
+                title="GFLOP/s against the work per step (grey: the floor's rate)")
+    ax_rate.grid(True, which="both", alpha=0.3)
+    ax_rate.legend(fontsize=6, ncol=2)
+    fig.tight_layout()
+    save_figure(fig, path, dpi=110)
+    plt.close(fig)
+    return path

@@ -46,9 +46,23 @@ def format_seconds(seconds: float | None) -> str:
     return f"{seconds / 1e-9:.3g} ns"
 
 
+#: The training step's reference row (``numpy``'s ``reference`` variant) as the report names it: it is no NumPy
+#: implementation, and no summary counts it among the fastest.
+REFERENCE_LABEL = "reference (fused numba)"
+#: What the report says of it, under every table that shows it.
+REFERENCE_NOTE = ("reference (fused numba): the whole step (forward, BCE, backward, Adam) as one fused numba "
+                  "function, with BLAS for the two large matmuls; a reference for what a step costs without "
+                  "framework overhead, not a NumPy implementation.")
+
+
+def is_reference(row: Any) -> bool:
+    """Whether a row is the training step's reference row."""
+    return bool(row["workload"] == "train" and row["backend"] == "numpy" and row["variant"] == "reference")
+
+
 def label(row: pd.Series, machines: int) -> str:
     """``backend/variant``, prefixed by the machine when a merged report holds several."""
-    label = f"{row['backend']}/{row['variant']}"
+    label = REFERENCE_LABEL if is_reference(row) else f"{row['backend']}/{row['variant']}"
     return f"{row['machine']}: {label}" if machines > 1 else label
 
 
@@ -80,6 +94,8 @@ def summary_table(table: pd.DataFrame) -> pd.DataFrame:
 
     ok = table[table["status"] == "ok"]
     machines = ok["machine"].nunique()
+    if not ok.empty:
+        ok = ok[~ok.apply(is_reference, axis=1)]
     rows = []
     for (workload, dtype, device, hidden), group in ok.groupby(
         ["workload", "dtype", "device", "hidden"], sort=False, dropna=False
@@ -235,33 +251,68 @@ def _fixed(column: str, digits: str) -> Any:
     return lambda row, base: "-" if _number(row[column]) is None else format(row[column], digits)
 
 
-def _floor_cell(row: pd.Series, base: pd.Series | None) -> str:
-    fraction = _number(row["floor_fraction"])
-    return "-" if fraction is None else f"{format_seconds(row['floor_s'])} ({fraction:.3f})"
+def half_peak_size(sizes: list[int], rates: list[float]) -> tuple[float, int, int] | None:
+    """(peak rate, the size at the peak, the smallest size reaching half the peak), or None without a rate."""
+    points = sorted((int(s), float(r)) for s, r in zip(sizes, rates) if r is not None and not math.isnan(r))
+    if not points:
+        return None
+    peak_size, peak = max(points, key=lambda p: p[1])
+    return peak, peak_size, next(size for size, rate in points if rate >= peak / 2)
 
 
-def half_peak(group: pd.DataFrame, machines: int) -> Table | None:
-    """Per backend/variant: peak throughput and the smallest size reaching half of it.
+def half_peak(group: pd.DataFrame, machines: int, rate: str = "gbps") -> Table | None:
+    """Per backend/variant: peak throughput (``rate``: GB/s of a sigmoid, GFLOP/s of a step) and the smallest
+    size (n, batch) from which it reaches half of it.
 
-    Below that size a call's fixed cost (dispatch, launch, threading) dominates; above it, memory does.
+    Below that size a call's fixed cost (dispatch, launch, threading) dominates; above it, memory or arithmetic does.
     """
     import pandas as pd
 
+    unit, what = ("GB/s", "n") if rate == "gbps" else ("GFLOP/s", "batch")
     ok = group[group["status"] == "ok"]
     rows, keys, owners = [], [], []
     for name, line in ok.groupby(ok.apply(lambda r: label(r, machines), axis=1), sort=False):
-        line = line.sort_values("size")
-        peak = line["gbps"].max()
-        reached = line[line["gbps"] >= peak / 2]
-        at_peak, half = int(line.loc[line["gbps"].idxmax(), "size"]), int(reached["size"].iloc[0])
-        rows.append({"backend/variant": name, "peak GB/s": f"{peak:.1f}", "at n": f"{at_peak:,}",
-                     "half of peak from n": f"{half:,}"})
-        keys.append({"backend/variant": None, "peak GB/s": float(peak), "at n": at_peak, "half of peak from n": half})
+        found = half_peak_size(list(line["size"]), list(line[rate]))
+        if found is None:
+            continue
+        peak, at_peak, half = found
+        rows.append({"backend/variant": name, f"peak {unit}": f"{peak:.1f}", f"at {what}": f"{at_peak:,}",
+                     f"half of peak from {what}": f"{half:,}"})
+        keys.append({"backend/variant": None, f"peak {unit}": peak, f"at {what}": at_peak,
+                     f"half of peak from {what}": half})
         owners.append(str(line["machine"].iloc[0]))
     if not rows:
         return None
     return Table("Where each reaches half its peak throughput (smaller calls are dominated by fixed per-call cost):",
                  pd.DataFrame(rows), pd.DataFrame(keys, dtype=object), row_machines=owners if machines > 1 else [])
+
+
+def roofline(group: pd.DataFrame) -> Table | None:
+    """Per batch: the step's FLOPs and bytes, the two terms of its roofline floor and which one binds."""
+    import pandas as pd
+
+    from sigbench.core.workloads import TrainConfig
+
+    ok = group[(group["status"] == "ok") & group["floor_s"].notna()]
+    rows, keys = [], []
+    for size, at_size in ok.groupby("size", sort=True):
+        first = at_size.iloc[0]
+        config = TrainConfig(batch=int(size), hidden=int(first["hidden"]), dtype=str(first["dtype"]))
+        flops_s, bytes_s = _number(first["floor_flops_s"]), _number(first["floor_bytes_s"])
+        bound = "-" if flops_s is None or bytes_s is None else ("bytes" if bytes_s > flops_s else "FLOPs")
+        rows.append({"batch": f"{int(size):,}", "MFLOP per step": f"{config.flops_per_step() / 1e6:.3g}",
+                     "MiB per step": f"{config.bytes_per_step() / 2**20:.3g}",
+                     "FLOPs at the GEMM rate": format_seconds(flops_s),
+                     "bytes at the copy bandwidth": format_seconds(bytes_s),
+                     "floor": format_seconds(_number(first["floor_s"])), "bound": bound})
+        keys.append({"batch": int(size), "MFLOP per step": config.flops_per_step(),
+                     "MiB per step": config.bytes_per_step(), "FLOPs at the GEMM rate": flops_s,
+                     "bytes at the copy bandwidth": bytes_s, "floor": _number(first["floor_s"]), "bound": None})
+    if not rows:
+        return None
+    return Table("Roofline floor: the larger of the step's FLOPs at the run's best GEMM rate and the bytes it must "
+                 "move at least once (parameters, Adam's moments, activations and their gradients) at the copy "
+                 "bandwidth measured for that many bytes:", pd.DataFrame(rows), pd.DataFrame(keys, dtype=object))
 
 
 def sections(table: pd.DataFrame) -> list[Section]:
@@ -297,10 +348,22 @@ def sections(table: pd.DataFrame) -> list[Section]:
                                 lambda r, b: format_seconds(r["first_call_s"]), lambda r: r["first_call_s"]))
             if group["gflops"].notna().any():
                 found.append(_pivot(group, machines, "GFLOP/s:", _fixed("gflops", ".2f"), lambda r: r["gflops"]))
+            floors = roofline(group)
+            if floors is not None:
+                found.append(floors)
             if group["floor_fraction"].notna().any():
-                found.append(_pivot(group, machines, "Arithmetic floor (the step's FLOPs at the run's best measured "
-                                    "GEMM rate) and the fraction of the step's time it accounts for (1.0 = a step "
-                                    "running at GEMM speed):", _floor_cell, lambda r: r["floor_fraction"]))
+                found.append(_pivot(group, machines, "Fraction of the roofline floor reached (floor / time; 1.0 = a "
+                                    "step at the floor):", _fixed("floor_fraction", ".3f"),
+                                    lambda r: r["floor_fraction"]))
+            if "reference_ratio" in group and group["reference_ratio"].notna().any():
+                found.append(_pivot(group, machines, "Time over the reference row's at the same shape (1.00 = as "
+                                    "fast as one fused numba function; " + REFERENCE_NOTE + "):",
+                                    lambda r, b: "-" if _number(r["reference_ratio"]) is None
+                                    else f"{r['reference_ratio']:.2f}x", lambda r: r["reference_ratio"]))
+            if group["size"].nunique() > 1:
+                peak = half_peak(group, machines, "gflops")
+                if peak is not None:
+                    found.append(peak)
         found.append(_pivot(group, machines, "Largest difference from the float64 reference:",
                             lambda r, b: "-" if _number(r["max_error"]) is None
                             else f"{r['max_error']:.3g} {r['error_unit']}", lambda r: r["max_error"]))

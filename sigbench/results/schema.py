@@ -15,6 +15,6 @@ COLUMNS: tuple[str, ...] = (
     *KEY_COLUMNS, "batch", "status", "check_passed", "max_error", "error_unit", "max_ulp",
     "max_abs_error", "flushed_subnormals", "warnings", "first_call_s", *STAT_FIELDS, "processes",
     "process_cv", "loops_per_sample", "timer_overhead_s", "gbps", "bandwidth_fraction", "copy_gbps_at_size",
-    "out_of_cache_fraction", "gflops", "floor_s", "floor_fraction",
-    "peak_host_bytes", "peak_device_bytes", "seed", "threads", "code_path", "machine", "message",
+    "out_of_cache_fraction", "gflops", "floor_s", "floor_fraction", "floor_flops_s", "floor_bytes_s",
+    "reference_ratio", "peak_host_bytes", "peak_device_bytes", "seed", "threads", "code_path", "machine", "message",
 )

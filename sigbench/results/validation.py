@@ -46,6 +46,7 @@ COLUMN_TYPES: dict[str, dict[str, Any]] = {
     "unstable": {"type": ["boolean", "null"]},
     "ci_level": {"type": ["number", "null"], "minimum": 0, "maximum": 1},
     "machine": TEXT, "message": TEXT, "code_path": TEXT,
+    "reference_ratio": {"type": ["number", "null"], "minimum": 0},
     **{column: SECONDS for column in COLUMNS if column.endswith("_s")},
 }
 

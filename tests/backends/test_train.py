@@ -5,6 +5,7 @@ from conftest import BACKENDS, need
 from sigbench.cli import main
 from sigbench.core import reference
 from sigbench.core.workloads import MLPParams, TrainConfig, train_start
+from sigbench.execution.plan import DEFAULT_BATCHES, DEFAULT_HIDDENS
 
 
 def _start64(seed=0, **kwargs):
@@ -247,3 +248,61 @@ def test_check_passes_at_larger_shapes_where_adam_amplifies_rounding(capsys):
     for name in BACKENDS:
         args += ["--backend", name]
     assert main(args) == 0, capsys.readouterr().out
+
+
+def _check(session, start, steps):
+    from sigbench.execution.worker import train_check
+    from sigbench.measure.checks import train_verdict
+
+    _, diffs = train_check(session, start, steps, lambda: None)
+    return train_verdict(diffs, start.config.dtype)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("hidden", DEFAULT_HIDDENS)
+def test_every_shape_of_the_default_sweep_passes_the_numerics_check(backend_name, hidden):
+    """The run's own check (``worker.train_check``, as many steps as ``run`` takes) at each batch of the sweep,
+    for every training variant this backend runs on a CPU."""
+    from sigbench.execution.worker import run_train_check_steps
+
+    backend = need(backend_name)
+    variants = [v for v, reason in backend.train_variants("cpu").items() if reason is None]
+    for batch in DEFAULT_BATCHES:
+        config = TrainConfig(batch=batch, hidden=hidden)
+        start = train_start(config, 0)
+        for variant in variants:
+            verdict = _check(backend.train_session(variant, start, "cpu"), start, run_train_check_steps(config))
+            assert verdict.passed, (variant, batch, hidden, verdict.message)
+
+
+@pytest.mark.backend("numpy")
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("batch, hidden", [(8, 16), (32, 128), (300, 256)])
+def test_reference_row_matches_the_float64_step_step_by_step(dtype, batch, hidden):
+    """The fused numba step (serial at the small shapes, on numba's threads at the largest) against float64."""
+    backend = need("numpy")
+    reason = backend.train_variants("cpu")["reference"]
+    if reason:
+        pytest.skip(reason)
+    start = train_start(TrainConfig(batch=batch, hidden=hidden, dtype=dtype), 5)
+    session = backend.train_session("reference", start, "cpu")
+    verdict = _check(session, start, 6)
+    assert verdict.passed, verdict.message
+    # the same starting point as the hand-written step: after a reset, the first step's loss is theirs
+    session.reset()
+    handwritten = backend.train_session("handwritten", start, "cpu")
+    assert session.loss_value(session.step()) == pytest.approx(handwritten.loss_value(handwritten.step()),
+                                                               rel=1e-5 if dtype == "float32" else 1e-12)
+
+
+@pytest.mark.backend("numpy")
+def test_reference_row_says_why_it_cannot_run_without_numba(monkeypatch):
+    backend = need("numpy")
+    from sigbench_backends import numpy_backend
+
+    real = numpy_backend.importlib.util.find_spec
+    monkeypatch.setattr(numpy_backend.importlib.util, "find_spec", lambda name: None if name == "numba" else real(name))
+    reason = backend.train_variants("cpu")["reference"]
+    assert reason and "numba" in reason
+    with pytest.raises(RuntimeError, match="numba"):
+        backend.train_session("reference", train_start(TrainConfig(batch=4, hidden=8), 0), "cpu")

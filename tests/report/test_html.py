@@ -268,8 +268,8 @@ def test_run_page_in_a_browser(browser, tmp_path, capsys):
     if not BACKENDS:
         pytest.skip("no backend under test")
     out = tmp_path / "run"
-    code = main(["run", "-b", BACKENDS[0], "--size", "256", "--size", "4096", "--max-time", "0.01", "--min-time",
-                 "0.005", "-q", "-o", str(out)])
+    code = main(["run", "-b", BACKENDS[0], "--size", "256", "--size", "4096", "--batch", "32", "--max-time", "0.01",
+                 "--min-time", "0.005", "-q", "-o", str(out)])
     assert code == 0
     table = pd.read_csv(out / "results.csv")
     ok = table[table["status"] == "ok"]
@@ -278,7 +278,7 @@ def test_run_page_in_a_browser(browser, tmp_path, capsys):
     assert errors == [] and blocked == []
     charts = _drawn(page)
     sigmoid = set(ok[ok["workload"] == "sigmoid"].apply(lambda r: f"{r['backend']}/{r['variant']}", axis=1))
-    train = set(ok[ok["workload"] == "train"].apply(lambda r: f"{r['backend']}/{r['variant']}", axis=1))
+    train = set(ok[ok["workload"] == "train"].apply(lambda r: tables.label(r, 1), axis=1))  # the reference row named
     # time, throughput (plus the copy at each size, the copy out of cache and a line per known cache), training step
     meta = json.loads((out / "results.json").read_text())["metadata"]
     caches = sum(1 for size in meta["cache_bytes"].values() if size)
