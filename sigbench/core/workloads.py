@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -77,8 +77,7 @@ class TrainConfig:
         b, i, h, o = self.batch, self.inputs, self.hidden, self.outputs
         matmul = 2 * b * (i * h + h * o)  # forward
         backward = 2 * matmul - 2 * b * i * h  # no gradient for the input
-        params = i * h + h + h * o + o
-        return matmul + backward + 12 * params
+        return matmul + backward + 12 * self.parameter_count()
 
     def parameter_count(self) -> int:
         i, h, o = self.inputs, self.hidden, self.outputs
@@ -95,6 +94,15 @@ class TrainConfig:
         b, i, h, o = self.batch, self.inputs, self.hidden, self.outputs
         elements = 8 * self.parameter_count() + b * (i + o) + 4 * b * h
         return elements * numpy_dtype(self.dtype).itemsize
+
+
+#: The training variant that is a reference row (NumPy's, one fused numba function), not an implementation.
+REFERENCE_VARIANT = "reference"
+
+
+def is_reference(row: Any) -> bool:
+    """Whether a results row (a dict or a pandas row) is the training step's reference row."""
+    return bool(row["workload"] == "train" and row["backend"] == "numpy" and row["variant"] == REFERENCE_VARIANT)
 
 
 class MLPParams(NamedTuple):

@@ -67,6 +67,10 @@ class Case:
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    def train_config(self) -> TrainConfig:
+        """The training step a train case measures (its size is the batch)."""
+        return TrainConfig(batch=self.size, hidden=self.hidden or TrainConfig.hidden, dtype=self.dtype)
+
 
 @dataclass
 class RunOptions:
@@ -144,19 +148,24 @@ def sizes_of(options: RunOptions) -> list[int]:
     return options.sizes or list(QUICK_SIZES if options.preset == "quick" else DEFAULT_SIZES)
 
 
+def default_sweep(options: RunOptions) -> bool:
+    """Whether the training shapes are the default sweep: no --batch or --hidden given, not the quick preset."""
+    return not options.batches and not options.hiddens and options.preset != "quick"
+
+
 def train_shapes(options: RunOptions) -> list[tuple[int, int]]:
     """(batch, hidden) of every training case: what the user gave (--batch, --hidden), else the sweep."""
-    if options.batches or options.hiddens or options.preset == "quick":
-        batches, hiddens = options.batches or [TrainConfig.batch], options.hiddens or [TrainConfig.hidden]
-    else:
+    if default_sweep(options):
         batches, hiddens = list(DEFAULT_BATCHES), list(DEFAULT_HIDDENS)
+    else:
+        batches, hiddens = options.batches or [TrainConfig.batch], options.hiddens or [TrainConfig.hidden]
     return [(b, h) for h in hiddens for b in batches]
 
 
 def sweep_extra(case: Case, options: RunOptions) -> bool:
     """Whether ``case`` is one of the default sweep's extra shapes (one process, a short timer), not a shape
     the user asked for nor the default one."""
-    return (case.workload == "train" and not options.batches and not options.hiddens and options.preset != "quick"
+    return (case.workload == "train" and default_sweep(options)
             and (case.size, case.hidden) != (TrainConfig.batch, TrainConfig.hidden))
 
 

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from sigbench.core.errors import Interrupted, UsageError
-from sigbench.core.workloads import TrainConfig
+from sigbench.core.workloads import is_reference
 from sigbench.execution import plan as planning
 from sigbench.execution.engine import BackendHandle, Engine, WorkerFailed
 from sigbench.execution.plan import BackendInfo, Case, RunOptions, plan, resolve_device, validate_request
@@ -100,7 +100,7 @@ class CaseRecord:
         else:
             from sigbench.measure.limits import TRAIN_BANDWIDTH, roofline_columns
 
-            config = TrainConfig(batch=case.size, hidden=case.hidden or TrainConfig.hidden, dtype=case.dtype)
+            config = case.train_config()
             row["gflops"] = config.flops_per_step() / stats.median_s / 1e9
             nbytes = config.bytes_per_step()
             copy_gbps = limits.get(TRAIN_BANDWIDTH, {}).get(str(nbytes), {}).get("copy_gbps")
@@ -109,18 +109,14 @@ class CaseRecord:
         return row
 
 
-#: The training variant that is a reference row (one fused numba function), not an implementation.
-REFERENCE_VARIANT = "reference"
-
-
 def with_reference_ratios(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """``reference_ratio`` on every measured training row: its time over the reference row's at the same shape,
     dtype, device and machine (1.0 on the reference row itself; None where it has none)."""
     def shape(row: dict[str, Any]) -> tuple[Any, ...]:
         return (row.get("dtype"), row.get("device"), row.get("size"), row.get("hidden"), row.get("machine"))
 
-    references = {shape(r): r["median_s"] for r in rows if r.get("workload") == "train"
-                  and r.get("variant") == REFERENCE_VARIANT and r.get("status") == "ok" and r.get("median_s")}
+    references = {shape(r): r["median_s"] for r in rows if r.get("workload") == "train" and is_reference(r)
+                  and r.get("status") == "ok" and r.get("median_s")}
     for row in rows:
         if row.get("workload") == "train" and row.get("status") == "ok":
             reference_s = references.get(shape(row))
@@ -256,15 +252,22 @@ class Run:
         found = {name: value for name, (value, _) in self.ask_rates(kind, infos, handles).items()}
         return limits.best(found, kind)
 
-    def copy_by_size(self, cases: list[Case], infos: dict[str, BackendInfo],
-                     handles: dict[str, BackendHandle]) -> dict[str, dict[str, Any]]:
-        """The copy bandwidth at each array size of the run's sigmoid cases, in each backend's worker: in cache
-        where the array fits; the best block any backend reached (``limits.best_by_size``)."""
+    def copy_limits(self, byte_counts: set[int], infos: dict[str, BackendInfo],
+                    handles: dict[str, BackendHandle]) -> dict[str, dict[str, Any]]:
+        """The copy bandwidth at each byte count, in each backend's worker: in cache where the bytes fit; the
+        best block any backend reached (``limits.best_by_size``), keyed by the byte count as text."""
         from sigbench.measure import limits
 
-        sizes = sorted({limits.copy_bytes(limits.array_bytes(c.size, c.dtype)) for c in cases
-                        if c.workload == "sigmoid"})
-        return limits.best_by_size({nbytes: self.ask_rates("copy", infos, handles, nbytes) for nbytes in sizes})
+        return limits.best_by_size({nbytes: self.ask_rates("copy", infos, handles, nbytes)
+                                    for nbytes in sorted(byte_counts)})
+
+    def copy_by_size(self, cases: list[Case], infos: dict[str, BackendInfo],
+                     handles: dict[str, BackendHandle]) -> dict[str, dict[str, Any]]:
+        """The copy bandwidth at each array size of the run's sigmoid cases (``copy_limits``)."""
+        from sigbench.measure import limits
+
+        return self.copy_limits({limits.copy_bytes(limits.array_bytes(c.size, c.dtype)) for c in cases
+                                 if c.workload == "sigmoid"}, infos, handles)
 
     def ask_rates(self, kind: str, infos: dict[str, BackendInfo], handles: dict[str, BackendHandle],
                   nbytes: int | None = None) -> dict[str, tuple[float, float]]:
@@ -294,21 +297,13 @@ class Run:
     def train_bandwidth(self, cases: list[Case], infos: dict[str, BackendInfo],
                         handles: dict[str, BackendHandle]) -> dict[str, dict[str, float]]:
         """For each training shape's bytes per step, the copy bandwidth at that size (the roofline's bytes term),
-        keyed by the byte count: a copy of half of them into the other half, the best block any backend reached
-        (as for the sigmoid's per-size limits, ``limits.best_by_size``)."""
+        keyed by the byte count: a copy of half of them into the other half (``copy_limits``)."""
         from sigbench.measure import limits
 
-        found: dict[str, dict[str, Any]] = {}
-        for case in cases:
-            if case.workload != "train":
-                continue
-            config = TrainConfig(batch=case.size, hidden=case.hidden or TrainConfig.hidden, dtype=case.dtype)
-            nbytes = config.bytes_per_step()
-            if str(nbytes) not in found:
-                half = limits.copy_bytes(nbytes // 2)
-                found[str(nbytes)] = limits.best_by_size({half: self.ask_rates("copy", infos, handles, half)}).get(
-                    str(half), {})
-        return found
+        steps = {c.train_config().bytes_per_step() for c in cases if c.workload == "train"}
+        halves = {nbytes: limits.copy_bytes(nbytes // 2) for nbytes in sorted(steps)}
+        found = self.copy_limits(set(halves.values()), infos, handles)
+        return {str(nbytes): found.get(str(half), {}) for nbytes, half in halves.items()}
 
     def run_backend_pass(self, name: str, cases: list[Case], handle: BackendHandle | None, done: int,
                          total: int) -> int:

@@ -251,7 +251,7 @@ class BackendWorker:
     def _train(self, case: Case, seed: int, timer: TimerConfig, check: bool) -> dict[str, Any]:
         from sigbench.measure.checks import train_verdict
 
-        config = TrainConfig(batch=case.size, hidden=case.hidden or TrainConfig.hidden, dtype=case.dtype)
+        config = case.train_config()
         start = train_start(config, seed)
         device = case.backend_device
         session = self.backend.train_session(case.variant, start, device)

@@ -95,13 +95,18 @@ def best_by_size(found: dict[int, dict[str, tuple[float, float]]]) -> dict[str, 
     return out
 
 
+def copy_limit_at(bandwidth: dict[str, Any], nbytes: int) -> float | None:
+    """The copy bandwidth measured at an array of ``nbytes`` (the run's ``bandwidth["by_size"]``), or None."""
+    return (bandwidth.get("by_size") or {}).get(str(copy_bytes(nbytes)), {}).get("copy_gbps")
+
+
 def bandwidth_columns(gbps: float, nbytes: int, bandwidth: dict[str, Any] | None) -> dict[str, float | None]:
     """A sigmoid row's ``bandwidth_fraction`` (``gbps`` over the copy bandwidth at its own array size: in cache
     where the array fits), that limit (``copy_gbps_at_size``), and ``out_of_cache_fraction`` (``gbps`` over
     the copy bandwidth out of cache). None where that limit was not measured."""
     bandwidth = bandwidth or {}
     out_of_cache = bandwidth.get("copy_gbps")
-    at_size = (bandwidth.get("by_size") or {}).get(str(copy_bytes(nbytes)), {}).get("copy_gbps")
+    at_size = copy_limit_at(bandwidth, nbytes)
     return {"bandwidth_fraction": gbps / at_size if at_size else None, "copy_gbps_at_size": at_size or None,
             "out_of_cache_fraction": gbps / out_of_cache if out_of_cache else None}
 

@@ -180,7 +180,6 @@ def blas_info() -> list[dict[str, Any]]:
 
 
 def metadata(versions: dict[str, dict[str, str]], threads: dict[str, Any], gpus: list[str]) -> dict[str, Any]:
-
     return {
         "schema_version": version.SCHEMA_VERSION,
         "sigbench_version": version.__version__,

@@ -119,12 +119,10 @@ def cache_marks(cache_bytes: dict[str, int | None] | None, dtype: str) -> list[t
 def copy_limit_line(bandwidth: dict[str, Any], dtype: str, sizes: set[int]) -> tuple[list[int], list[float]]:
     """The per-size copy limits (``bandwidth["by_size"]``) as points on a sigmoid plot's n axis: the n of each
     array among ``sizes``, and its limit in GB/s."""
-    from sigbench.measure.limits import array_bytes, copy_bytes
+    from sigbench.measure.limits import array_bytes, copy_limit_at
 
-    by_size = bandwidth.get("by_size") or {}
-    points = [(n, by_size[str(copy_bytes(array_bytes(n, dtype)))]["copy_gbps"]) for n in sorted(sizes)
-              if str(copy_bytes(array_bytes(n, dtype))) in by_size]
-    return [n for n, _ in points], [gbps for _, gbps in points]
+    points = [(n, copy_limit_at(bandwidth, array_bytes(n, dtype))) for n in sorted(sizes)]
+    return [n for n, gbps in points if gbps is not None], [gbps for _, gbps in points if gbps is not None]
 
 
 def _train_plot(path: Path, group: Any, dtype: str, device: str) -> Path:
@@ -156,7 +154,7 @@ _HIDDEN_STYLES = ("-", "--", ":", "-.")
 def _scaling_plot(path: Path, group: Any, dtype: str, device: str) -> Path:
     """Time per sample against batch (one panel per hidden width) and GFLOP/s against FLOPs per step: one curve
     per implementation and hidden width, the roofline floor in black."""
-    from sigbench.core.workloads import TrainConfig
+    from sigbench.core.workloads import TrainConfig, is_reference
 
     plt = pyplot()
     hiddens = sorted(int(h) for h in group["hidden"].dropna().unique())
@@ -171,7 +169,7 @@ def _scaling_plot(path: Path, group: Any, dtype: str, device: str) -> Path:
             line = line.sort_values("size")
             first = line.iloc[0]
             colour, _, marker = series_style(first["backend"], first["variant"])
-            if first["variant"] == "reference":
+            if is_reference(first):
                 colour, marker = "black", "*"
             ax_time.plot(line["size"], line["median_s"] / line["size"] * 1e6, color=colour, marker=marker,
                          label=label, linewidth=1.4, markersize=5)

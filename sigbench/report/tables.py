@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from sigbench.core.workloads import is_reference
 from sigbench.results.schema import COLUMNS
 
 if TYPE_CHECKING:
@@ -53,11 +54,6 @@ REFERENCE_LABEL = "reference (fused numba)"
 REFERENCE_NOTE = ("reference (fused numba): the whole step (forward, BCE, backward, Adam) as one fused numba "
                   "function, with BLAS for the two large matmuls; a reference for what a step costs without "
                   "framework overhead, not a NumPy implementation.")
-
-
-def is_reference(row: Any) -> bool:
-    """Whether a row is the training step's reference row."""
-    return bool(row["workload"] == "train" and row["backend"] == "numpy" and row["variant"] == "reference")
 
 
 def label(row: pd.Series, machines: int) -> str:
