@@ -11,6 +11,12 @@ the report gives medians over rounds of those per-round values. Writes ``paths.j
 a sigbench results file).
 
     python scripts/accurate_paths.py --out reports/accurate-cpu/paths --rounds 9
+
+With ``--emulate``, the workers of a path narrower than the CPU's best also cap NumPy's, PyTorch's and XLA's own
+dispatch at it (``native.library_env``), so that ``fast`` runs as on a CPU whose widest path that is: an AVX2-only
+CPU, emulated on an AVX-512 one.
+
+    python scripts/accurate_paths.py --out reports/accurate-cpu/paths-emulated --paths avx2-fma plain --emulate
 """
 from __future__ import annotations
 
@@ -58,7 +64,13 @@ def worker(threads: int) -> None:
                     calls.append(lambda fn=fn, data=data: fn(data))
                 calls[-1]()  # compiled, built, warmed: never in a timed call
             cases[f"{name} 2^{n.bit_length() - 1}"] = (calls, max(3, min(20, (1 << 22) // n)))
-    about = {"kernel_path": native.kernel_path(), "built_path": native.built_path(),
+    from numpy._core._multiarray_umath import __cpu_dispatch__, __cpu_features__
+
+    import torch
+
+    dispatch = [target for target in __cpu_dispatch__ if __cpu_features__.get(target)]
+    about = {"numpy_dispatch": dispatch, "aten_capability": torch.backends.cpu.get_cpu_capability(),
+             "xla_flags": os.environ.get("XLA_FLAGS", ""), "kernel_path": native.kernel_path(), "built_path": native.built_path(),
              "ffi_path": native.ffi_built_path(), "numba_path": native.numba_path(), "threads": threads,
              "affinity": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None}
     print(json.dumps(about), flush=True)
@@ -93,6 +105,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=9)
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--paths", nargs="+", help="kernel paths (default: every one this CPU runs)")
+    parser.add_argument("--emulate", action="store_true",
+                        help="cap the libraries' own dispatch at each narrower path too (an AVX2-only CPU emulated)")
     parser.add_argument("--worker", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker is not None:
@@ -106,7 +120,9 @@ def main() -> None:
     about: dict[str, Any] = {}
     for path in paths:
         for threads in args.threads:
-            env = {**os.environ, native.PATH_VARIABLE: path, **native.numba_env(path)}
+            forced = native.library_env(path) if args.emulate else {native.PATH_VARIABLE: path,
+                                                                            **native.numba_env(path)}
+            env = {**os.environ, **forced}
             process = subprocess.Popen([sys.executable, __file__, "--worker", str(threads)], env=env,
                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
             assert process.stdout is not None
@@ -137,7 +153,8 @@ def main() -> None:
                          "ratio_range": [min(r[case][1] / r[case][0] for r in rounds),
                                          max(r[case][1] / r[case][0] for r in rounds)]})
     cpu = cpu_description()
-    meta = {"cpu": cpu, "workers": about, "rounds": args.rounds, "python": platform.python_version(),
+    meta = {"cpu": cpu, "workers": about, "rounds": args.rounds, "emulate": args.emulate,
+            "python": platform.python_version(),
             "unset": [v for v in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE") if v not in os.environ],
             "load_average_before_after": [load_before, os.getloadavg()]}
     lines = ["# `accurate` against `fast` on each path of the accurate kernels", "",
@@ -145,16 +162,22 @@ def main() -> None:
              f"{cpu['vector_flags']}. Medians over {args.rounds} rounds; each round's ratio is of two timings "
              "taken alternately in one worker process (fastest of a few calls each). Path: the C kernel's "
              "(PyTorch, JAX) forced by SIGBENCH_ZIV_PATH; NumPy's numba loop compiled for the target in the "
-             f"last column. Load average (1 min) before and after: {load_before[0]:.1f}, {os.getloadavg()[0]:.1f} "
+             "numba target column; the libraries' own dispatch in the last "
+             f"({'capped at the path' if args.emulate else 'the CPU default'}). Load average (1 min) before and "
+             f"after: {load_before[0]:.1f}, {os.getloadavg()[0]:.1f} "
              "(the machine's 2 cores are shared).", "",
              "| path | threads | n | backend | fast | accurate | **accurate / fast** | range over rounds "
-             "| numba target |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "| numba target | libraries |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for row in rows:
         target = about[f"{row['path']}/{row['threads']}"]["numba_path"] if row["backend"] == "numpy" else ""
+        worker_about = about[f"{row['path']}/{row['threads']}"]
+        libraries = {"numpy": "NumPy dispatch " + " ".join(worker_about["numpy_dispatch"]),
+                     "torch": f"ATen {worker_about['aten_capability']}",
+                     "jax": worker_about["xla_flags"] or "XLA default"}[row["backend"]]
         lines.append(f"| {row['path']} | {row['threads']} | {row['n']} | {row['backend']} | "
                      f"{row['fast_s'] * 1e3:.3f} ms | {row['accurate_s'] * 1e3:.3f} ms | **{row['ratio']:.2f}x** | "
-                     f"{row['ratio_range'][0]:.2f}-{row['ratio_range'][1]:.2f} | {target} |")
+                     f"{row['ratio_range'][0]:.2f}-{row['ratio_range'][1]:.2f} | {target} | {libraries} |")
     text = "\n".join(lines) + "\n"
     print(text)
     if args.out:

@@ -464,7 +464,13 @@ class JaxTrainSession:
             w1, b1, w2, b2 = self._start.params
             self._params = tuple(self._backend.from_numpy(p, self._device)
                                  for p in (np.ascontiguousarray(w1.T), b1, w2, b2))
-            self._opt_state = self._optimizer.init(self._params)
+            # Adam's state starts at zero (the count and both moments): made in NumPy and committed to the device
+            # like the parameters. optax's own init makes them by one small compilation per shape (0.15 s a
+            # shape), uncommitted, and the step's outputs are committed: the second step then compiled the
+            # whole step again (0.3-0.5 s per shape on the CPU).
+            zeros = jax.tree.map(lambda leaf: np.zeros(leaf.shape, leaf.dtype),
+                                 jax.eval_shape(self._optimizer.init, self._params))
+            self._opt_state = jax.device_put(zeros, self._backend._device(self._device))
 
     def step(self) -> jax.Array:
         self._params, self._opt_state, loss = self._step(self._params, self._opt_state, self._x, self._x_t, self._y)

@@ -148,6 +148,29 @@ def numba_env(path: str) -> dict[str, str]:
     return {"NUMBA_CPU_NAME": name, "NUMBA_CPU_FEATURES": ",".join(features)}
 
 
+#: What each path caps the libraries' own dispatch at (``library_env``): NumPy's dispatch targets turned off,
+#: ATen's CPU capability, XLA's widest instruction set for its generated code.
+_LIBRARY_CAPS = {"avx2-fma": ("X86_V4 AVX512_ICL AVX512_SPR", "avx2", "AVX2"),
+                 "plain": ("X86_V3 X86_V4 AVX512_ICL AVX512_SPR", "default", "SSE4_2")}
+
+
+def library_env(path: str) -> dict[str, str]:
+    """The environment that makes a new process look, to NumPy, PyTorch and JAX as to the kernels, like a CPU
+    whose widest path is ``path``: ``numba_env(path)`` and ``$SIGBENCH_ZIV_PATH``, plus
+    ``NPY_DISABLE_CPU_FEATURES`` (NumPy's runtime dispatch), ``ATEN_CPU_CAPABILITY`` (PyTorch's) and
+    ``--xla_cpu_max_isa`` in ``XLA_FLAGS`` (XLA's code generation; other flags already set are kept). So
+    ``fast`` and ``accurate`` are compared as an AVX2-only CPU would run them, on this one: an emulation of the
+    instruction set, not of another CPU's caches, clock or execution units. The host's best path gives
+    ``numba_env`` and the forced path only."""
+    env = {PATH_VARIABLE: path, **numba_env(path)}
+    if path == available_paths()[0]:
+        return env
+    numpy_off, aten, xla = _LIBRARY_CAPS[path]
+    flags = os.environ.get("XLA_FLAGS", "")
+    return {**env, "NPY_DISABLE_CPU_FEATURES": numpy_off, "ATEN_CPU_CAPABILITY": aten,
+            "XLA_FLAGS": f"{flags} --xla_cpu_max_isa={xla}".strip()}
+
+
 def cache_root() -> Path:
     """sigbench's cache folder: ``$SIGBENCH_CACHE_DIR``, else ``sigbench`` under ``$XDG_CACHE_HOME`` or ``~/.cache``."""
     base = os.environ.get("SIGBENCH_CACHE_DIR")

@@ -274,6 +274,15 @@ def _l2_cache_bytes() -> int:
     return found
 
 
+def _block_rows(batch: int, hidden: int, itemsize: int) -> int:
+    """Rows per block of ``NumpyTrainSession``'s forward and backward: the whole batch where its hidden
+    activations fit L2, else the rows whose activations fill it (at least 64: a smaller block pays more in
+    calls than it saves). Measured at batch 4,096 on one thread of Zen 4 (1 MiB of L2), against one block:
+    hidden 1,024, 64 rows 0.74x, 128 0.67x, **256 0.63x**, 512 0.88x; hidden 128, 512-1,024 rows 0.76x."""
+    fill = _l2_cache_bytes() // (hidden * itemsize)
+    return batch if batch <= fill else max(64, fill)
+
+
 class _FastSigmoid:
     """In place into one reused buffer, in chunks spread over the threads (ufuncs release the GIL), each chunk
     in blocks of a quarter of L2 per array (``_block_elements``).
@@ -608,6 +617,13 @@ class NumpyTrainSession:
     Parameters, gradients and Adam's moments each live in one flat array (the named tensors are views),
     so that Adam is a few calls over one array instead of a few calls per tensor. Every ufunc writes into
     a buffer made once (``out=``), and every matmul is one BLAS call on a contiguous or transposed array.
+
+    Cache blocking of the batch: where the hidden activations (batch x hidden) are larger than L2, forward and
+    backward run over blocks of rows whose activations fill L2 (``_block_rows``: 256 rows at hidden 1,024 with
+    1 MiB of L2), the gradients summed block by block. The passes over the activations (bias, ReLU, its mask,
+    the hidden gradient) then hit the cache instead of memory: 0.63x the step's time at batch 4,096, hidden
+    1,024 on one thread (Zen 4). The same step, summed in another order: the numerics check holds it to the
+    float64 step like any other. Below L2 one block is the whole batch and nothing changes.
     """
 
     def __init__(self, start: TrainStart) -> None:
@@ -624,32 +640,34 @@ class NumpyTrainSession:
         self._opt = adam_init(self._flat_params)
         self.reset()
         b, h, o = config.batch, config.hidden, config.outputs
-        self._hidden = np.empty((b, h), dtype)
-        self._active = np.empty((b, h), bool)
+        self._rows = _block_rows(b, h, dtype.itemsize)
+        self._block_hidden = np.empty((self._rows, h), dtype)
+        self._active = np.empty((self._rows, h), bool)
+        self._dh = np.empty((self._rows, h), dtype)
         self._z = np.empty((b, o), dtype)
         self._log_p = np.empty((b, o), dtype)
         self._log_1mp = np.empty((b, o), dtype)
         self._s = np.empty((b, o), dtype)
         self._dz = np.empty((b, o), dtype)
-        self._dh = np.empty((b, h), dtype)
         self._flat_grads = np.empty_like(self._flat_params)
         self._grads = _views(self._flat_grads, start.params)
+        # one block's weight gradients, added to the totals from the second block on
+        self._block_grads = (np.empty((h, config.inputs), dtype), np.empty(h, dtype), np.empty((o, h), dtype))
         self._eps12 = dtype.type(1e-12)
         self._inv_n = dtype.type(1.0 / self._y.size)
 
     def loss_and_grads(self) -> tuple[Any, MLPParams]:
         """BCELoss with PyTorch's backward: d loss/d z = (p - y) s / max(s, 1e-12) / n, s = p(1 - p)."""
-        w1, b1, w2, b2 = self._params
-        x, y, hidden, p, dh = self._x, self._y, self._hidden, self._z, self._dh
-        log_p, log_1mp, s, dz = self._log_p, self._log_1mp, self._s, self._dz
-        np.matmul(x, w1.T, out=hidden)
-        hidden += b1
-        np.maximum(hidden, 0, out=hidden)
-        np.matmul(hidden, w2.T, out=p)
-        p += b2
-        _sigmoid_into(p, p)
+        x, y, p, dz = self._x, self._y, self._z, self._dz
+        gw1, gb1, gw2, gb2 = self._grads
+        batch = x.shape[0]
+        for first in range(0, batch, self._rows):
+            last = min(batch, first + self._rows)
+            self._block(x[first:last], y[first:last], p[first:last], dz[first:last], accumulate=first > 0)
+        np.add.reduce(dz, axis=0, out=gb2)
         # loss = -mean(y log p + (1 - y) log(1 - p)) = -(y . (log p - log(1 - p)) + sum log(1 - p)) / n,
         # each log clamped at -100 as BCELoss clamps it
+        log_p, log_1mp = self._log_p, self._log_1mp
         with np.errstate(divide="ignore"):
             np.log(p, out=log_p)
             np.negative(p, out=log_1mp)
@@ -659,21 +677,39 @@ class NumpyTrainSession:
         total = float(np.add.reduce(log_1mp, axis=None))
         log_p -= log_1mp
         loss = -(float(np.dot(self._y_flat, log_p.reshape(-1))) + total) * float(self._inv_n)
+        return loss, self._grads
+
+    def _block(self, x: np.ndarray, y: np.ndarray, p: np.ndarray, dz: np.ndarray, accumulate: bool) -> None:
+        """Forward and backward over one block of rows: p and dz of its rows; the weight gradients of its rows
+        written (the first block) or added (``accumulate``)."""
+        w1, b1, w2, b2 = self._params
+        gw1, gb1, gw2, _ = self._grads
+        rows = x.shape[0]
+        hidden, dh, active, s = self._block_hidden[:rows], self._dh[:rows], self._active[:rows], self._s[:rows]
+        np.matmul(x, w1.T, out=hidden)
+        hidden += b1
+        np.maximum(hidden, 0, out=hidden)
+        np.matmul(hidden, w2.T, out=p)
+        p += b2
+        _sigmoid_into(p, p)
         np.subtract(1, p, out=s)
         s *= p
         np.subtract(p, y, out=dz)
         dz *= s
         dz /= np.maximum(s, self._eps12, out=s)
         dz *= self._inv_n
-        gw1, gb1, gw2, gb2 = self._grads
-        np.matmul(dz.T, hidden, out=gw2)
-        np.add.reduce(dz, axis=0, out=gb2)
         np.matmul(dz, w2, out=dh)
-        np.greater(hidden, 0, out=self._active)
-        dh *= self._active
-        np.matmul(dh.T, x, out=gw1)
-        np.add.reduce(dh, axis=0, out=gb1)
-        return loss, self._grads
+        np.greater(hidden, 0, out=active)
+        dh *= active
+        if not accumulate:
+            np.matmul(dz.T, hidden, out=gw2)
+            np.matmul(dh.T, x, out=gw1)
+            np.add.reduce(dh, axis=0, out=gb1)
+            return
+        block_w1, block_b1, block_w2 = self._block_grads
+        gw2 += np.matmul(dz.T, hidden, out=block_w2)
+        gw1 += np.matmul(dh.T, x, out=block_w1)
+        gb1 += np.add.reduce(dh, axis=0, out=block_b1)
 
     def step(self) -> Any:
         loss, _ = self.loss_and_grads()
@@ -716,6 +752,7 @@ class FusedReferenceSession(NumpyTrainSession):
 
         super().__init__(start)
         config = start.config
+        self._hidden = np.empty((config.batch, config.hidden), self._flat_params.dtype)  # the whole batch's
         chunks = 1
         self._kernel = train_numba.step_serial
         if config.batch * config.hidden >= _REFERENCE_PARALLEL_FROM:

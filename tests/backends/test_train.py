@@ -171,6 +171,39 @@ def test_float64_in_jax_does_not_change_later_float32_runs():
     fn = backend.sigmoid("stable", "float32", "cpu")
     assert backend.to_numpy(fn(backend.from_numpy(np.zeros(3, np.float32), "cpu"))).dtype == np.float32
 
+@pytest.mark.backend("jax")
+def test_jax_step_compiles_once_per_shape_and_starts_from_optax_state():
+    """The session makes Adam's starting state itself (zeros, committed to the device): it must be what optax's
+    own init gives, and a second step or a reset must not compile the step again."""
+    backend = need("jax")
+    import jax
+    import optax
+    from jax._src import compiler
+
+    config = TrainConfig(batch=48, hidden=24)
+    session = backend.train_session("jit", train_start(config, 3), "cpu")
+    count, mu, nu = session.optimizer_state()
+    own = optax.adam(config.lr).init(tuple(jax.numpy.asarray(p) for p in session.params()))[0]
+    assert count == int(own.count) == 0
+    for mine, theirs in zip([*mu, *nu], [*own.mu, *own.nu]):
+        assert mine.dtype == np.asarray(theirs).dtype and np.array_equal(mine, np.asarray(theirs).reshape(mine.shape))
+    compiles = []
+    original = compiler.backend_compile_and_load
+
+    def counting(*args, **kwargs):
+        compiles.append(1)
+        return original(*args, **kwargs)
+
+    compiler.backend_compile_and_load = counting
+    try:
+        for _ in range(3):
+            session.step()
+        session.reset()
+        session.step()
+    finally:
+        compiler.backend_compile_and_load = original
+    assert len(compiles) == 1
+
 
 def test_train_prints_the_tutorial_lines(backend_name, capsys):
     assert main(["train", "--backend", backend_name, "--epochs", "10"]) == 0
@@ -221,6 +254,32 @@ def test_float32_gradients_stay_within_the_rounding_noise_bound():
             error = np.abs(a.astype(np.float64) - b)
             assert np.all(error <= bound), (name, float((error - bound).max()))
             assert np.median(bound) < 1e-2 * np.median(np.abs(b)), name  # and it is not vacuous
+
+
+@pytest.mark.parametrize("batch, rows", [(256, 64), (250, 64), (64, 64), (32, 32)])
+def test_numpy_step_blocked_over_the_batch_is_the_same_step(monkeypatch, batch, rows):
+    """With L2 made 4 KiB, hidden 16 runs in blocks of 64 rows (the last one short where 64 does not divide the
+    batch): loss and gradients stay within float32's rounding bound of the float64 ones, and ten steps stay
+    with the one-block session's."""
+    from sigbench_backends import numpy_backend
+
+    start = train_start(TrainConfig(batch=batch, hidden=16), seed=9)
+    whole = numpy_backend.NumpyTrainSession(start)
+    monkeypatch.setattr(numpy_backend, "_l2_cache_bytes", lambda: 4096)
+    blocked = numpy_backend.NumpyTrainSession(start)
+    assert (whole._rows, blocked._rows) == (batch, rows)
+    loss32, g32 = blocked.loss_and_grads()
+    p64 = start.params.astype(np.float64)
+    x, y = start.x.astype(np.float64), start.y.astype(np.float64)
+    loss64, g64 = reference.loss_and_grads(p64, x, y)
+    noise = reference.gradient_noise(p64, x, y, 2.0**-24)
+    assert loss32 == pytest.approx(loss64, rel=1e-5)
+    for name, a, b, bound in zip(MLPParams._fields, g32, g64, noise):
+        assert np.all(np.abs(a.astype(np.float64) - b) <= bound), name
+    for _ in range(10):
+        assert blocked.step() == pytest.approx(whole.step(), rel=1e-5)
+    for a, b in zip(blocked.params(), whole.params()):
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-4)
 
 
 def test_adam_sensitivity_is_the_derivative_of_the_step():
