@@ -64,13 +64,13 @@ def worker(threads: int) -> None:
                     calls.append(lambda fn=fn, data=data: fn(data))
                 calls[-1]()  # compiled, built, warmed: never in a timed call
             cases[f"{name} 2^{n.bit_length() - 1}"] = (calls, max(3, min(20, (1 << 22) // n)))
-    from numpy._core._multiarray_umath import __cpu_dispatch__, __cpu_features__
-
     import torch
+    from numpy._core._multiarray_umath import __cpu_dispatch__, __cpu_features__
 
     dispatch = [target for target in __cpu_dispatch__ if __cpu_features__.get(target)]
     about = {"numpy_dispatch": dispatch, "aten_capability": torch.backends.cpu.get_cpu_capability(),
-             "xla_flags": os.environ.get("XLA_FLAGS", ""), "kernel_path": native.kernel_path(), "built_path": native.built_path(),
+             "xla_flags": os.environ.get("XLA_FLAGS", ""), "kernel_path": native.kernel_path(),
+             "built_path": native.built_path(),
              "ffi_path": native.ffi_built_path(), "numba_path": native.numba_path(), "threads": threads,
              "affinity": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None}
     print(json.dumps(about), flush=True)

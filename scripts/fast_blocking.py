@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from sigbench.core import blocking
 from sigbench_backends import numpy_backend
 
 COPY_BYTES = 1 << 27
@@ -118,7 +119,7 @@ def main() -> None:
                   flush=True)
     block = numpy_backend._block_elements(4)
     about = {"cpu": cpu_description(), "numpy": np.__version__, "python": platform.python_version(),
-             "l2_bytes_per_core": numpy_backend._l2_cache_bytes(), "block_float32_elements": block,
+             "l2_bytes_per_core": blocking.l2_cache_bytes(), "block_float32_elements": block,
              "rounds": args.rounds, "copy_bytes": COPY_BYTES,
              "load_average_before_after": [load_before, os.getloadavg()]}
     args.out.mkdir(parents=True, exist_ok=True)

@@ -15,6 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from sigbench.core import blocking
 from sigbench.core.workloads import MLPParams, TrainStart
 from sigbench_backends import native, ziv
 
@@ -432,6 +433,13 @@ class JaxTrainSession:
 
     w1 is kept as (inputs, hidden), the transpose of PyTorch's layout, so that both its matmuls are ones XLA's
     CPU backend runs fast (``first_layer``); ``params`` and ``optimizer_state`` give it back in PyTorch's layout.
+
+    Cache blocking of the batch on the CPU: where the hidden activations are larger than L2, the jitted step
+    takes the loss and gradients block by block (``sigbench.core.blocking.block_rows``: 256 rows at hidden 1,024
+    with 1 MiB of L2), a ``lax.scan`` over the blocks summing them (and one more block for rows left over), then
+    one Adam update. XLA keeps each block's activations in the cache instead of making each of its passes over
+    16 MiB in memory: 0.35x the step's time at batch 4,096, hidden 1,024 on one thread (Zen 4). The same step,
+    summed in another order. Below L2, and on GPUs, one block is the whole batch and nothing changes.
     """
 
     def __init__(self, backend: JaxBackend, start: TrainStart, device: str) -> None:
@@ -450,13 +458,52 @@ class JaxTrainSession:
             updates, opt_state = optimizer.update(grads, opt_state, params)
             return optax.apply_updates(params, updates), opt_state, loss
 
+        rows = blocking.block_rows(config.batch, config.hidden, np.dtype(config.dtype).itemsize)
+        if device != "cpu":
+            rows = config.batch
+        scale = 1.0 / (config.batch * config.outputs)
+
+        def block_sum(params: tuple[jax.Array, ...], x: jax.Array, x_t: jax.Array, y: jax.Array) -> jax.Array:
+            """The block's share of the mean loss: its elements' terms over the whole batch's count."""
+            p = forward_train(params, x, x_t)
+            return -jnp.sum(y * _safe_log(p) + (1 - y) * _safe_log(1 - p)) * scale
+
+        def blocked_step(params: Any, opt_state: Any, blocks: Any, rest: Any) -> Any:
+            def add_block(total: Any, block: Any) -> tuple[Any, None]:
+                loss, grads = jax.value_and_grad(block_sum)(params, *block)
+                return jax.tree.map(jnp.add, total, (loss, grads)), None
+
+            zero = jax.tree.map(jnp.zeros_like, (jnp.zeros((), blocks[0].dtype), params))
+            total, _ = jax.lax.scan(add_block, zero, blocks)
+            if rest is not None:
+                total, _ = add_block(total, rest)
+            loss, grads = total
+            updates, opt_state = optimizer.update(grads, opt_state, params)
+            return optax.apply_updates(params, updates), opt_state, loss
+
         self._start, self._device, self._optimizer = start, device, optimizer
+        self.rows = rows
         with _x64(self._dtype):
-            self._x = backend.from_numpy(start.x, device)
-            self._x_t = backend.from_numpy(np.ascontiguousarray(start.x.T), device)
-            self._y = backend.from_numpy(start.y, device)
+            x, y = start.x, start.y
+            if rows == config.batch:
+                self._data: tuple[Any, ...] = tuple(backend.from_numpy(a, device)
+                                                    for a in (x, np.ascontiguousarray(x.T), y))
+                jitted = jax.jit(step, donate_argnums=(0, 1))
+            else:  # (blocks, rows, ...) for the scan, and the rows left over
+                whole = config.batch // rows * rows
+
+                def split(a: np.ndarray) -> np.ndarray:
+                    return a[:whole].reshape(whole // rows, rows, a.shape[1])
+
+                def pieces(xs: np.ndarray, x_ts: np.ndarray, ys: np.ndarray) -> tuple[jax.Array, ...]:
+                    return tuple(backend.from_numpy(np.ascontiguousarray(a), device) for a in (xs, x_ts, ys))
+
+                blocks = pieces(split(x), split(x).transpose(0, 2, 1), split(y))
+                rest = pieces(x[whole:], x[whole:].T, y[whole:]) if whole < config.batch else None
+                self._data = (blocks, rest)
+                jitted = jax.jit(blocked_step, donate_argnums=(0, 1))
         self.reset()
-        self._step = _scoped(jax.jit(step, donate_argnums=(0, 1)), self._dtype)
+        self._step = _scoped(jitted, self._dtype)
 
     def reset(self) -> None:
         """Fresh buffers of the starting parameters and optimizer state (same shapes: no recompilation)."""
@@ -473,7 +520,7 @@ class JaxTrainSession:
             self._opt_state = jax.device_put(zeros, self._backend._device(self._device))
 
     def step(self) -> jax.Array:
-        self._params, self._opt_state, loss = self._step(self._params, self._opt_state, self._x, self._x_t, self._y)
+        self._params, self._opt_state, loss = self._step(self._params, self._opt_state, *self._data)
         return loss
 
     def loss_value(self, loss: Any) -> float:

@@ -13,6 +13,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from sigbench.core import blocking
 from sigbench.core.workloads import MLPParams, TrainStart, numpy_dtype
 from sigbench_backends import ziv
 
@@ -258,31 +259,6 @@ def sigmoid_builtin(x: np.ndarray) -> np.ndarray:
     return expit(x).astype(x.dtype, copy=False)
 
 
-@functools.cache
-def _l2_cache_bytes() -> int:
-    """This CPU's L2 cache per core, in bytes: glibc's sysconf, else Linux's /sys; 1 MiB where neither says."""
-    try:
-        found = os.sysconf("SC_LEVEL2_CACHE_SIZE")
-    except (ValueError, OSError):
-        found = 0
-    if found <= 0:
-        try:
-            text = Path("/sys/devices/system/cpu/cpu0/cache/index2/size").read_text().strip()
-            found = int(text.rstrip("KMG")) << {"K": 10, "M": 20, "G": 30}.get(text[-1:], 0)
-        except (OSError, ValueError):
-            found = 1 << 20
-    return found
-
-
-def _block_rows(batch: int, hidden: int, itemsize: int) -> int:
-    """Rows per block of ``NumpyTrainSession``'s forward and backward: the whole batch where its hidden
-    activations fit L2, else the rows whose activations fill it (at least 64: a smaller block pays more in
-    calls than it saves). Measured at batch 4,096 on one thread of Zen 4 (1 MiB of L2), against one block:
-    hidden 1,024, 64 rows 0.74x, 128 0.67x, **256 0.63x**, 512 0.88x; hidden 128, 512-1,024 rows 0.76x."""
-    fill = _l2_cache_bytes() // (hidden * itemsize)
-    return batch if batch <= fill else max(64, fill)
-
-
 class _FastSigmoid:
     """In place into one reused buffer, in chunks spread over the threads (ufuncs release the GIL), each chunk
     in blocks of a quarter of L2 per array (``_block_elements``).
@@ -327,7 +303,7 @@ def _block_elements(itemsize: int) -> int:
     """Elements per block of ``_FastSigmoid``: a quarter of L2 per array (2^16 float32 for 1 MiB), so input and
     output together take half of it. Smaller blocks pay more calls (four ufunc calls a block, about 1 us each:
     2^15 was 5-10% slower at 2^22 and 2^24 on one thread); at least 4096."""
-    return max(4096, _l2_cache_bytes() // 4 // itemsize)
+    return max(4096, blocking.l2_cache_bytes() // 4 // itemsize)
 
 
 #: Ziv's fast path for float32: exp(-x) = T[k] * P(r) with k/S the nearest multiple of 1/S to x, |r| <= 1/(2S)
@@ -619,11 +595,11 @@ class NumpyTrainSession:
     a buffer made once (``out=``), and every matmul is one BLAS call on a contiguous or transposed array.
 
     Cache blocking of the batch: where the hidden activations (batch x hidden) are larger than L2, forward and
-    backward run over blocks of rows whose activations fill L2 (``_block_rows``: 256 rows at hidden 1,024 with
-    1 MiB of L2), the gradients summed block by block. The passes over the activations (bias, ReLU, its mask,
-    the hidden gradient) then hit the cache instead of memory: 0.63x the step's time at batch 4,096, hidden
-    1,024 on one thread (Zen 4). The same step, summed in another order: the numerics check holds it to the
-    float64 step like any other. Below L2 one block is the whole batch and nothing changes.
+    backward run over blocks of rows whose activations fill L2 (``sigbench.core.blocking.block_rows``: 256 rows
+    at hidden 1,024 with 1 MiB of L2), the gradients summed block by block. The passes over the activations
+    (bias, ReLU, its mask, the hidden gradient) then hit the cache instead of memory: 0.63x the step's time at
+    batch 4,096, hidden 1,024 on one thread (Zen 4). The same step, summed in another order: the numerics check
+    holds it to the float64 step like any other. Below L2 one block is the whole batch and nothing changes.
     """
 
     def __init__(self, start: TrainStart) -> None:
@@ -640,10 +616,10 @@ class NumpyTrainSession:
         self._opt = adam_init(self._flat_params)
         self.reset()
         b, h, o = config.batch, config.hidden, config.outputs
-        self._rows = _block_rows(b, h, dtype.itemsize)
-        self._block_hidden = np.empty((self._rows, h), dtype)
-        self._active = np.empty((self._rows, h), bool)
-        self._dh = np.empty((self._rows, h), dtype)
+        self.rows = blocking.block_rows(b, h, dtype.itemsize)
+        self._block_hidden = np.empty((self.rows, h), dtype)
+        self._active = np.empty((self.rows, h), bool)
+        self._dh = np.empty((self.rows, h), dtype)
         self._z = np.empty((b, o), dtype)
         self._log_p = np.empty((b, o), dtype)
         self._log_1mp = np.empty((b, o), dtype)
@@ -661,8 +637,8 @@ class NumpyTrainSession:
         x, y, p, dz = self._x, self._y, self._z, self._dz
         gw1, gb1, gw2, gb2 = self._grads
         batch = x.shape[0]
-        for first in range(0, batch, self._rows):
-            last = min(batch, first + self._rows)
+        for first in range(0, batch, self.rows):
+            last = min(batch, first + self.rows)
             self._block(x[first:last], y[first:last], p[first:last], dz[first:last], accumulate=first > 0)
         np.add.reduce(dz, axis=0, out=gb2)
         # loss = -mean(y log p + (1 - y) log(1 - p)) = -(y . (log p - log(1 - p)) + sum log(1 - p)) / n,

@@ -261,13 +261,14 @@ def test_numpy_step_blocked_over_the_batch_is_the_same_step(monkeypatch, batch, 
     """With L2 made 4 KiB, hidden 16 runs in blocks of 64 rows (the last one short where 64 does not divide the
     batch): loss and gradients stay within float32's rounding bound of the float64 ones, and ten steps stay
     with the one-block session's."""
+    from sigbench.core import blocking
     from sigbench_backends import numpy_backend
 
     start = train_start(TrainConfig(batch=batch, hidden=16), seed=9)
     whole = numpy_backend.NumpyTrainSession(start)
-    monkeypatch.setattr(numpy_backend, "_l2_cache_bytes", lambda: 4096)
+    monkeypatch.setattr(blocking, "l2_cache_bytes", lambda: 4096)
     blocked = numpy_backend.NumpyTrainSession(start)
-    assert (whole._rows, blocked._rows) == (batch, rows)
+    assert (whole.rows, blocked.rows) == (batch, rows)
     loss32, g32 = blocked.loss_and_grads()
     p64 = start.params.astype(np.float64)
     x, y = start.x.astype(np.float64), start.y.astype(np.float64)
@@ -278,6 +279,30 @@ def test_numpy_step_blocked_over_the_batch_is_the_same_step(monkeypatch, batch, 
         assert np.all(np.abs(a.astype(np.float64) - b) <= bound), name
     for _ in range(10):
         assert blocked.step() == pytest.approx(whole.step(), rel=1e-5)
+    for a, b in zip(blocked.params(), whole.params()):
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-4)
+
+
+@pytest.mark.backend("jax")
+@pytest.mark.parametrize("batch, rows", [(256, 64), (250, 64), (32, 32)])
+def test_jax_step_blocked_over_the_batch_is_the_same_step(monkeypatch, batch, rows):
+    """As NumPy's: with L2 made 4 KiB, JAX's jitted step scans blocks of 64 rows (plus the rows left over where
+    64 does not divide the batch); each of five steps passes the float64 check, and the parameters stay with the
+    one-block session's."""
+    backend = need("jax")
+    from sigbench.core import blocking
+    from sigbench.execution.worker import train_check
+    from sigbench.measure.checks import train_verdict
+
+    start = train_start(TrainConfig(batch=batch, hidden=16), seed=9)
+    whole = backend.train_session("jit", start, "cpu")
+    monkeypatch.setattr(blocking, "l2_cache_bytes", lambda: 4096)
+    blocked = backend.train_session("jit", start, "cpu")
+    assert (whole.rows, blocked.rows) == (batch, rows)
+    _, diffs = train_check(blocked, start, 5, lambda: None)
+    assert train_verdict(diffs, "float32").passed
+    for _ in range(5):
+        whole.step()
     for a, b in zip(blocked.params(), whole.params()):
         np.testing.assert_allclose(a, b, rtol=0, atol=1e-4)
 
