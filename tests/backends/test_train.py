@@ -283,21 +283,23 @@ def test_numpy_step_blocked_over_the_batch_is_the_same_step(monkeypatch, batch, 
         np.testing.assert_allclose(a, b, rtol=0, atol=1e-4)
 
 
-@pytest.mark.backend("jax")
+@pytest.mark.parametrize("backend_and_variant", [pytest.param(("jax", "jit"), marks=pytest.mark.backend("jax")),
+                                                 pytest.param(("torch", "manual"), marks=pytest.mark.backend("torch"))])
 @pytest.mark.parametrize("batch, rows", [(256, 64), (250, 64), (32, 32)])
-def test_jax_step_blocked_over_the_batch_is_the_same_step(monkeypatch, batch, rows):
+def test_framework_step_blocked_over_the_batch_is_the_same_step(monkeypatch, backend_and_variant, batch, rows):
     """As NumPy's: with L2 made 4 KiB, JAX's jitted step scans blocks of 64 rows (plus the rows left over where
-    64 does not divide the batch); each of five steps passes the float64 check, and the parameters stay with the
-    one-block session's."""
-    backend = need("jax")
+    64 does not divide the batch), PyTorch's ``manual`` loops over them; each of five steps passes the float64
+    check, and the parameters stay with the one-block session's."""
+    name, variant = backend_and_variant
+    backend = need(name)
     from sigbench.core import blocking
     from sigbench.execution.worker import train_check
     from sigbench.measure.checks import train_verdict
 
     start = train_start(TrainConfig(batch=batch, hidden=16), seed=9)
-    whole = backend.train_session("jit", start, "cpu")
+    whole = backend.train_session(variant, start, "cpu")
     monkeypatch.setattr(blocking, "l2_cache_bytes", lambda: 4096)
-    blocked = backend.train_session("jit", start, "cpu")
+    blocked = backend.train_session(variant, start, "cpu")
     assert (whole.rows, blocked.rows) == (batch, rows)
     _, diffs = train_check(blocked, start, 5, lambda: None)
     assert train_verdict(diffs, "float32").passed
