@@ -241,21 +241,30 @@ def test_every_path_on_every_float32_input(tmp_path):
 @pytest.mark.backend("numpy")
 @pytest.mark.parametrize("threads", [1, 2])
 def test_numpy_fast_blocks_give_the_values_of_whole_passes(threads):
-    """``fast`` in L2-sized blocks gives what the four passes over the whole array give, bit for bit, with a
-    last partial block and sizes below one block."""
+    """Below one block, ``fast`` gives the four passes' bits; above, e^x / (1 + e^x)'s, with 1 where e^x
+    overflowed, and every value passes the check against float64 (a last partial block included, and the chunks
+    of two threads)."""
     backend = need("numpy")
+    from sigbench.measure.checks import check_sigmoid
     from sigbench_backends import numpy_backend
 
     backend.set_threads(threads)
     step = numpy_backend._block_elements(4)
-    for n in (100, step - 1, 5 * step + 17):
+    for n in (100, step - 100, 5 * step + 17):
         x = accuracy.sample_inputs("float32", n, seed=n).astype(np.float32)
         x[np.isnan(x)] = 0
-        want = np.empty_like(x)
-        with np.errstate(over="ignore"):
-            want[...] = 1 / (1 + np.exp(-x))
+        with np.errstate(over="ignore", invalid="ignore"):
+            four = 1 / (1 + np.exp(-x))
+            e = np.exp(x)
+            three = e / (1 + e)
         got = backend.sigmoid("fast", "float32", "cpu")(x)
-        assert (got.view(np.uint32) == want.view(np.uint32)).all()
+        if x.size <= step:  # the sample adds the special inputs to n
+            assert (got.view(np.uint32) == four.view(np.uint32)).all()
+        else:
+            three[np.isposinf(e)] = 1
+            assert (got.view(np.uint32) == three.view(np.uint32)).all()
+            assert np.isposinf(e).any() and not (got.view(np.uint32) == four.view(np.uint32)).all()
+        assert check_sigmoid(got, x).passed
 
 
 def test_a_row_names_the_code_path_accurate_took(backend, backend_name, tmp_path):

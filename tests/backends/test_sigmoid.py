@@ -106,6 +106,36 @@ def test_fast_variant_reuses_its_buffer_but_gives_right_values(backend):
     assert check_sigmoid(first, x1).passed and check_sigmoid(second, x2).passed
 
 
+@pytest.mark.backend("numpy")
+@pytest.mark.parametrize("dtype", ["float32", "float64", "float16"])
+def test_numpy_fast_three_passes_and_the_blocks_that_overflow(monkeypatch, dtype):
+    """With L2 made 16 KiB (blocks of 4,096 elements, the least), NumPy's fast takes e^x / (1 + e^x) block by block;
+    in the blocks holding x = 100, +inf, -inf and NaN (the third, and the first, where the input's special values
+    are) e^x overflows and a fourth pass writes 1 there. Every value passes the check against float64, the
+    specials are exact, and the other values of every block are e^x / (1 + e^x)."""
+    from sigbench.core import blocking
+    from sigbench_backends import numpy_backend
+
+    monkeypatch.setattr(blocking, "l2_cache_bytes", lambda: 16 << 10)
+    backend = numpy_backend.NumpyBackend()
+    backend.set_threads(1)
+    step = numpy_backend._block_elements(np.dtype(dtype).itemsize)
+    x = sigmoid_input(5 * step + 17, dtype, seed=4)
+    x[2 * step + 5: 2 * step + 9] = [100, np.inf, -np.inf, np.nan]
+    got = backend.sigmoid("fast", dtype, "cpu")(x)
+    assert check_sigmoid(got, x).passed
+    assert got[2 * step + 5] == got[2 * step + 6] == 1 and got[2 * step + 7] == 0 and np.isnan(got[2 * step + 8])
+    if dtype != "float16":  # float16 keeps the four passes throughout
+        with np.errstate(over="ignore", invalid="ignore"):
+            e = np.exp(x)
+            want = e / (e + 1)
+        want[np.isposinf(e)] = 1
+        np.testing.assert_array_equal(got, want)
+        assert not np.array_equal(got[step:], numpy_backend.sigmoid_naive(x[step:]))  # not the four passes
+    else:
+        np.testing.assert_array_equal(got, numpy_backend.sigmoid_naive(x))
+
+
 # --- ULP distance ------------------------------------------------------------------------------
 
 
