@@ -31,6 +31,8 @@ OTHER_COMMANDS = frozenset({
     "ruff", "mypy", "export", "cd", "ls", "sudo", "cpupower", "taskset", "numactl", "nohup", "jupyter",
     "torch.compile", "uvx", "make", "bash", "sh", "env", "perf", "chmod", "echo",
 })
+#: An environment variable set in front of a command, or alone (``NAME=value``).
+ENV_ASSIGNMENT = re.compile(r"^[A-Z][A-Z0-9_]*=")
 #: Placeholders and globs: a path holding one of these names no single file.
 PLACEHOLDER = re.compile(r"[<>*{}$…]|\.\.\.|\b[A-Z]{2,}\b")
 
@@ -162,6 +164,9 @@ def check_flags(path: Path, root: Path, top: set[str], commands: dict[str, set[s
     every = set(top).union(*commands.values())
     for number, span in code_spans(path):
         words = span.split()
+        while words and ENV_ASSIGNMENT.match(words[0]):  # `XLA_FLAGS=--xla_... cmd`: the variable's flags are not ours
+            words = words[1:]
+        span = " ".join(words)
         if not words or "--" not in span:
             continue
         known = every
@@ -171,6 +176,7 @@ def check_flags(path: Path, root: Path, top: set[str], commands: dict[str, set[s
                 known = top | commands[rest[0]]
         elif words[0] in OTHER_COMMANDS or words[0].startswith((".", "/", "~")) or "/" in words[0]:
             continue
+
         for flag in FLAG.findall(span):
             if flag not in known:
                 where = f"{path.relative_to(root)}:{number}"

@@ -59,6 +59,13 @@ def test_an_unknown_flag_is_found(check_docs, tmp_path):
     assert "--no-such-flag" in found[0] and "--also-missing" in found[1]
 
 
+def test_flags_inside_an_environment_variable_are_not_sigbench_flags(check_docs, tmp_path):
+    page = ("# Title\n\n`XLA_FLAGS=--xla_cpu_max_isa=AVX2`, `A=1 XLA_FLAGS=--xla_x sigbench run --threads 1`\n"
+            "and `XLA_FLAGS=--xla_x sigbench run --nope`.\n")
+    found = problems(check_docs, tmp_path, page)
+    assert len(found) == 1 and "--nope" in found[0] and "--xla" not in found[0]
+
+
 def test_a_flag_of_another_subcommand_is_found(check_docs, tmp_path):
     # --steps belongs to `check`, not to `compare`
     found = problems(check_docs, tmp_path, "# Title\n\n`sigbench compare A B --steps 3`\n")
