@@ -283,24 +283,30 @@ def test_numpy_step_blocked_over_the_batch_is_the_same_step(monkeypatch, batch, 
         np.testing.assert_allclose(a, b, rtol=0, atol=1e-4)
 
 
-@pytest.mark.parametrize("backend_and_variant", [pytest.param(("jax", "jit"), marks=pytest.mark.backend("jax")),
-                                                 pytest.param(("torch", "manual"), marks=pytest.mark.backend("torch"))])
-@pytest.mark.parametrize("batch, rows", [(256, 64), (250, 64), (32, 32)])
-def test_framework_step_blocked_over_the_batch_is_the_same_step(monkeypatch, backend_and_variant, batch, rows):
+@pytest.mark.parametrize("backend_and_variant", [
+    pytest.param(("jax", "jit"), marks=pytest.mark.backend("jax"), id="jax"),
+    pytest.param(("torch", "manual"), marks=pytest.mark.backend("torch"), id="torch")])
+@pytest.mark.parametrize("batch, rows, hidden", [(256, 64, 16), (250, 64, 16), (32, 32, 16), (250, 64, 256)])
+def test_framework_step_blocked_over_the_batch_is_the_same_step(monkeypatch, backend_and_variant, batch, rows,
+                                                                 hidden):
     """As NumPy's: with L2 made 4 KiB, JAX's jitted step scans blocks of 64 rows (plus the rows left over where
-    64 does not divide the batch), PyTorch's ``manual`` loops over them; each of five steps passes the float64
-    check, and the parameters stay with the one-block session's."""
+    64 does not divide the batch), PyTorch's ``manual`` loops over them (at hidden 256 with its hidden gradient as
+    broadcast products); each of five steps passes the float64 check, and the parameters stay with the one-block
+    session's."""
     name, variant = backend_and_variant
     backend = need(name)
     from sigbench.core import blocking
     from sigbench.execution.worker import train_check
     from sigbench.measure.checks import train_verdict
 
-    start = train_start(TrainConfig(batch=batch, hidden=16), seed=9)
+    start = train_start(TrainConfig(batch=batch, hidden=hidden), seed=9)
+    monkeypatch.setattr(blocking, "l2_cache_bytes", lambda: 1 << 30)
     whole = backend.train_session(variant, start, "cpu")
     monkeypatch.setattr(blocking, "l2_cache_bytes", lambda: 4096)
     blocked = backend.train_session(variant, start, "cpu")
     assert (whole.rows, blocked.rows) == (batch, rows)
+    if name == "torch":
+        assert blocked._broadcast_hidden_grad == (hidden == 256)
     _, diffs = train_check(blocked, start, 5, lambda: None)
     assert train_verdict(diffs, "float32").passed
     for _ in range(5):
