@@ -458,9 +458,7 @@ class JaxTrainSession:
             updates, opt_state = optimizer.update(grads, opt_state, params)
             return optax.apply_updates(params, updates), opt_state, loss
 
-        rows = blocking.block_rows(config.batch, config.hidden, np.dtype(config.dtype).itemsize)
-        if device != "cpu":
-            rows = config.batch
+        rows = blocking.block_rows(config.batch, config.hidden, np.dtype(config.dtype).itemsize, device)
         scale = 1.0 / (config.batch * config.outputs)
 
         def block_sum(params: tuple[jax.Array, ...], x: jax.Array, x_t: jax.Array, y: jax.Array) -> jax.Array:
@@ -473,7 +471,7 @@ class JaxTrainSession:
                 loss, grads = jax.value_and_grad(block_sum)(params, *block)
                 return jax.tree.map(jnp.add, total, (loss, grads)), None
 
-            zero = jax.tree.map(jnp.zeros_like, (jnp.zeros((), blocks[0].dtype), params))
+            zero = (jnp.zeros((), blocks[0].dtype), jax.tree.map(jnp.zeros_like, params))
             total, _ = jax.lax.scan(add_block, zero, blocks)
             if rest is not None:
                 total, _ = add_block(total, rest)

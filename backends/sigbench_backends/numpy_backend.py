@@ -281,7 +281,7 @@ class _FastSigmoid:
     def __init__(self, backend: NumpyBackend) -> None:
         self._backend = backend
         self._out: np.ndarray | None = None
-        self._scratch = threading.local()
+        self._scratch = threading.local()  # per-thread work buffers (``fast``'s "buffer", ``accurate``'s "buffers")
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         out = self._out
@@ -376,7 +376,6 @@ class _AccurateSigmoid(_FastSigmoid):
     def __init__(self, backend: NumpyBackend) -> None:
         super().__init__(backend)
         self._table = np.exp(-np.arange(-_ZIV_LIMIT, _ZIV_LIMIT + 1, dtype=np.float64) / _ZIV_SCALE)
-        self._scratch = threading.local()
 
     def _chunk(self, x: np.ndarray, out: np.ndarray) -> None:
         hard: list[np.ndarray] = []

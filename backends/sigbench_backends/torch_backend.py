@@ -357,9 +357,7 @@ class ManualTrainSession(TorchTrainSession):
             param.grad = torch.zeros_like(param)
         config = start.config
         dtype = _DTYPES[config.dtype]
-        self.rows = config.batch
-        if device == "cpu":
-            self.rows = blocking.block_rows(config.batch, config.hidden, torch.finfo(dtype).bits // 8)
+        self.rows = blocking.block_rows(config.batch, config.hidden, torch.finfo(dtype).bits // 8, device)
         #: the hidden gradient as broadcast products from 2^14 activations a block (``_block``)
         self._broadcast_hidden_grad = self.rows * config.hidden >= 1 << 14
         self._hidden = torch.empty(self.rows, config.hidden, dtype=dtype, device=device)
